@@ -12,6 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # One case per script: the script, small settings that keep the run quick, and the files it writes.
 CASES = {
     "linear_regression": ("linear_regression.py", [], ["linear_regression.onnx"]),
+    "neural_network": ("neural_network.py", [], ["neural_network.onnx"]),
+    "neural_network_train": (
+        "neural_network.py",
+        ["--train", "--layers", "4,8,3"],
+        ["neural_network.onnx"],
+    ),
 }
 
 
