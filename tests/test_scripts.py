@@ -18,6 +18,7 @@ CASES = {
         ["--train", "--layers", "4,8,3"],
         ["neural_network.onnx"],
     ),
+    "sklearn_converter": ("sklearn_converter.py", [], ["sklearn_random_forest.onnx"]),
 }
 
 
