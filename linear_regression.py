@@ -45,9 +45,10 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-# Opset 22 and IR version 10 are what ONNX 1.17 writes. The pinned onnxruntime accepts newer
-# versions too, but pinning them explicitly keeps the file loadable by older runtimes and makes
-# the same code write the same bytes whatever onnx version is installed.
+# Opset 22 and IR version 10 are what ONNX 1.17 writes. Left out, make_model stamps the newest
+# versions the installed onnx knows (opset 28, IR version 14 for onnx 1.23), and a runtime older
+# than that onnx refuses the file. Pinned, the file loads in the pinned onnxruntime (which accepts
+# up to opset 28 and IR version 14) and in older runtimes too.
 OPSET = 22
 IR_VERSION = 10
 MODEL_FILE = "linear_regression.onnx"

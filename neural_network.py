@@ -417,9 +417,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--layers",
         type=parse_layers,
-        default=parse_layers(DEFAULT_LAYERS),
+        default=DEFAULT_LAYERS,  # a string default goes through type=, like a typed value
         metavar="W0,...,Wk",
-        help=f"layer widths, input first and output last (default: {DEFAULT_LAYERS})",
+        help="layer widths, input first and output last",
     )
     parser.add_argument(
         "--train",
@@ -551,10 +551,10 @@ def main(argv: list[str] | None = None) -> int:
                 reference_labels,
                 expected,
             )
-            tie_note = f" ({ties} near-tied)" if ties else ""
+            tie_note = f" except {ties} near-tie(s) of the top two" if ties else ""
             print(
                 f"   batch of {rows:3d}: largest difference vs {reference_name} {difference:.2g}, "
-                f"vs reference evaluator {reference_difference:.2g}; labels equal{tie_note}"
+                f"vs reference evaluator {reference_difference:.2g}; labels agree{tie_note}"
             )
         if args.train:
             sklearn_accuracy = np.mean(classifier.predict(x_many) == y_test)
