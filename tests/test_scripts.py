@@ -75,3 +75,13 @@ def test_script_help_states_the_shared_flags(case, tmp_path):
     assert result.returncode == 0
     for flag in ("--output-dir", "--seed", "(default: models)", "(default: 0)"):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_script_unwritable_output_is_one_error_line_and_exit_1(case, tmp_path):
+    script, args, _ = case
+    (tmp_path / "not-a-folder").write_text("a file where the output folder should be")
+    result = run_script(script, [*args, "--output-dir", "not-a-folder"], cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
