@@ -134,6 +134,7 @@ def make_classifier(name: str, seed: int, small: bool = False):
 
 def convert(classifier, features: int) -> onnx.ModelProto:
     """Convert a fitted classifier: float32 input [N, features] -> labels and probabilities."""
+    from onnx.helper import make_opsetid
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -152,6 +153,13 @@ def convert(classifier, features: int) -> onnx.ModelProto:
             options={id(classifier): {"zipmap": False}},
         )
     model.ir_version = IR_VERSION
+    # skl2onnx 1.20.0 lists the default domain twice for some models (the checker and ONNX Runtime
+    # accept it); keep one entry per domain so the file states each opset once.
+    versions: dict[str, int] = {}
+    for opset in model.opset_import:
+        versions[opset.domain] = max(versions.get(opset.domain, 0), opset.version)
+    del model.opset_import[:]
+    model.opset_import.extend(make_opsetid(domain, version) for domain, version in versions.items())
     return model
 
 

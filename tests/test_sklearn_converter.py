@@ -76,6 +76,8 @@ def test_saved_file_has_float32_dynamic_input_and_plain_tensor_outputs(name, con
     assert [d.dim_value for d in outputs["probabilities"].tensor_type.shape.dim][1] == 3
 
     assert model.ir_version == sc.IR_VERSION
+    domains = [opset.domain for opset in model.opset_import]
+    assert len(domains) == len(set(domains)) and "" in domains
     for opset in model.opset_import:
         assert opset.version <= sc.TARGET_OPSET[opset.domain if opset.domain else ""]
 
