@@ -332,13 +332,13 @@ def print_benchmark(results: list[dict], data, seed: int) -> None:
 # --- The lifecycle for one model -----------------------------------------------------------------
 
 
-def run_model(name: str, data, output_dir: Path, seed: int, small: bool = False) -> dict:
+def run_model(name: str, data, output_dir: Path, seed: int) -> dict:
     """Train, convert, check, save, load, run and verify one classifier; return its results."""
     import onnx
 
     x_train, x_test, y_train, y_test = data
     print(f"\n== {name}")
-    classifier = make_classifier(name, seed, small).fit(x_train, y_train)
+    classifier = make_classifier(name, seed).fit(x_train, y_train)
     steps = getattr(classifier, "steps", [(name, classifier)])  # a pipeline, or one estimator
     print("1. Trained " + " -> ".join(type(step).__name__ for _, step in steps))
 

@@ -14,6 +14,20 @@ import sklearn_converter as sc
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Python run first in a fresh process: the training-side libraries cannot be imported there.
+BLOCK_TRAINING_LIBRARIES = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"sklearn", "skl2onnx", "onnx", "joblib"}:
+                raise ImportError(f"{name} is blocked in this test")
+
+    sys.meta_path.insert(0, Block())
+    """
+)
+
 
 @pytest.fixture(scope="module")
 def iris():
@@ -87,16 +101,9 @@ def test_predict_from_file_needs_only_onnxruntime_and_numpy(iris, converted):
     classifier, _, path = converted[sc.DEFAULT_MODEL]
     np.save(path.with_suffix(".npy"), x_test[:5])
     # A fresh process where scikit-learn, skl2onnx, onnx, joblib and pickle loads are unavailable.
-    script = textwrap.dedent(
+    script = BLOCK_TRAINING_LIBRARIES + textwrap.dedent(
         f"""
-        import importlib.abc, pickle, sys
-
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {{"sklearn", "skl2onnx", "onnx", "joblib"}}:
-                    raise ImportError(f"{{name}} is blocked in this test")
-
-        sys.meta_path.insert(0, Block())
+        import pickle
 
         def no_pickle(*args, **kwargs):
             raise RuntimeError("pickle loads are blocked in this test")
@@ -122,16 +129,8 @@ def test_predict_from_file_needs_only_onnxruntime_and_numpy(iris, converted):
 
 def test_the_blocking_in_that_test_really_blocks(tmp_path):
     # The same guard, applied to the training side, must fail: it proves the guard works.
-    script = textwrap.dedent(
+    script = BLOCK_TRAINING_LIBRARIES + textwrap.dedent(
         """
-        import importlib.abc, sys
-
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {"sklearn", "skl2onnx", "onnx", "joblib"}:
-                    raise ImportError(f"{name} is blocked in this test")
-
-        sys.meta_path.insert(0, Block())
         import sklearn_converter as sc
         sc.load_iris_split(0)
         """
