@@ -1,0 +1,68 @@
+"""The docs cannot lie: output samples rerun, and prose quotes only figures its samples show."""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import samples  # noqa: E402  (tools/ is not a package; the tool is also run as a script)
+
+ALL_SAMPLES = [sample for page in samples.PAGES for sample in samples.find_samples(page)]
+# Benchmarks take long and "by hand" runs take minutes and gigabytes: their steady lines are
+# checked by `python tools/samples.py --check` before a release, not on every test run.
+RERUN = [s for s in ALL_SAMPLES if not s.by_hand and "--benchmark" not in s.command]
+
+
+def test_every_lesson_page_has_a_sample_that_reruns():
+    pages = {sample.page.name for sample in RERUN}
+    lessons = {path.stem for path in ROOT.glob("*.py")}
+    assert {f"{lesson}.md" for lesson in lessons} <= pages
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() != "x86_64",
+    reason="the samples were made on Linux x86_64; other BLAS libraries round differently",
+)
+@pytest.mark.parametrize("sample", RERUN, ids=[f"{s.page.name}: {s.command}" for s in RERUN])
+def test_sample_matches_a_fresh_run(sample):
+    difference = samples.first_difference(sample.shown, samples.run_sample(sample))
+    assert difference is None, (
+        f"{sample.page.name}: `{sample.command}` prints something else now; "
+        f"run `python tools/samples.py` to rewrite the samples. First {difference}"
+    )
+
+
+def test_first_difference_ignores_timings_and_catches_everything_else():
+    shown = "batch of 1: 15.2 µs\nspeed-up 39.1x\nlargest difference 3e-08\n"
+    assert samples.first_difference(shown, shown.replace("15.2", "16.0")) is None
+    assert samples.first_difference(shown, shown.replace("39.1x", "12.0x")) is None
+    assert "largest difference 4e-08" in str(
+        samples.first_difference(shown, shown.replace("3e-08", "4e-08"))
+    )
+    assert samples.first_difference(shown, shown + "one more line\n") is not None
+    versions = "Versions: Python 3.11.7, numpy 2.4.6\n"
+    assert samples.first_difference(versions, versions.replace("3.11.7", "3.13.0")) is None
+    assert samples.first_difference(versions, versions.replace("2.4.6", "2.4.7")) is not None
+
+
+# A figure in prose that a reader would compare with a sample: a timing or a speed-up.
+PROSE_FIGURE = re.compile(r"\d+(?:\.\d+)?\s?(?:µs|ms|x\b)")
+
+
+@pytest.mark.parametrize("page", samples.PAGES, ids=[p.name for p in samples.PAGES])
+def test_prose_quotes_only_figures_that_its_samples_show(page):
+    text = page.read_text(encoding="utf-8")
+    # Everything outside fenced blocks is prose; the fenced blocks are what the runs printed.
+    parts = re.split(r"^```.*$", text, flags=re.M)
+    prose, blocks = " ".join(parts[0::2]), " ".join(parts[1::2])
+    for figure in PROSE_FIGURE.findall(prose):
+        number = re.match(r"\d+(?:\.\d+)?", figure)
+        assert number is not None
+        assert number[0] in blocks, f"{page.name}: prose says {figure!r}, no sample shows it"
