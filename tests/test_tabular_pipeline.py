@@ -1,0 +1,446 @@
+"""Tests of tabular_pipeline.py: each step in-process, small settings; then what a process shows."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+import skl2onnx._supported_operators
+from onnx import TensorProto
+from skl2onnx import to_onnx
+from skl2onnx.common.exceptions import MissingShapeCalculator
+from sklearn.pipeline import Pipeline
+
+import tabular_pipeline as tp
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = 400
+
+Table = tuple[pd.DataFrame, np.ndarray, np.ndarray]  # frame, target, the rule's probability
+Trained = tuple[Any, pd.DataFrame, pd.DataFrame, onnx.ModelProto]  # pipeline, splits, model
+Saved = tuple[Path, Any]  # the model's path and an ONNX Runtime session
+
+# Python run first in a fresh process: the training-side libraries cannot be imported there.
+BLOCK_TRAINING_LIBRARIES = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"sklearn", "skl2onnx", "onnx", "joblib", "scipy"}:
+                raise ImportError(f"{name} is blocked in this test")
+
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def table() -> Table:
+    return tp.make_table(ROWS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(table: Table) -> Trained:
+    """Train, convert and save once for the tests below: pipeline, splits, model and session."""
+    pipeline, train_frame, test_frame = tp.train(*table, seed=0)
+    tp.register_debt_to_income()
+    model = tp.convert(pipeline, tp.fill_missing_categories(train_frame[:1]))
+    return pipeline, train_frame, test_frame, model
+
+
+@pytest.fixture(scope="module")
+def saved(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> Saved:
+    path = tmp_path_factory.mktemp("models") / tp.MODEL_FILE
+    tp.save_model(trained[3], path)
+    return path, tp.load_session(path)
+
+
+# --- 1. Build ------------------------------------------------------------------------------------
+
+
+def test_table_has_float32_numbers_string_categories_gaps_and_rare_values(table: Table) -> None:
+    frame, target, probability = table
+    assert list(frame.columns) == tp.NUMBER_COLUMNS + tp.CATEGORY_COLUMNS
+    assert len(frame) == ROWS and target.shape == probability.shape == (ROWS,)
+    for column in tp.NUMBER_COLUMNS:
+        assert frame[column].dtype == np.float32
+    for column in tp.CATEGORY_COLUMNS:
+        assert pd.api.types.is_string_dtype(frame[column])
+    # Gaps where the lesson promises them, NaN as pandas 3 marks them, and none elsewhere.
+    assert {c for c in frame.columns if frame[c].isna().any()} == {
+        "age",
+        "income",
+        "region",
+        "housing",
+    }
+    assert frame["region"].isna().any() and not frame["region"].dropna().eq("").any()
+    shares = frame["channel"].value_counts(normalize=True)
+    assert shares["partner"] < 0.05 and shares["fax"] < 0.05 and shares["web"] > 0.5
+    assert set(np.unique(target)) == {0, 1}
+    # The labels follow the rule: about as many defaults as the rule's probabilities predict.
+    assert abs(target.mean() - probability.mean()) < 0.05
+
+
+def test_table_is_seeded(table: Table) -> None:
+    frame, target, _ = table
+    again, target_again, _ = tp.make_table(ROWS, seed=0)
+    pd.testing.assert_frame_equal(frame, again)
+    np.testing.assert_array_equal(target, target_again)
+    assert not frame.equals(tp.make_table(ROWS, seed=1)[0])
+
+
+def test_fill_missing_categories_touches_only_missing_categories(table: Table) -> None:
+    frame = table[0]
+    filled = tp.fill_missing_categories(frame)
+    for column in tp.CATEGORY_COLUMNS:
+        gaps = frame[column].isna()
+        assert (filled.loc[gaps, column] == tp.MISSING_CATEGORY).all()
+        assert filled.loc[~gaps, column].equals(frame.loc[~gaps, column])
+    pd.testing.assert_frame_equal(filled[tp.NUMBER_COLUMNS], frame[tp.NUMBER_COLUMNS])
+    assert frame["region"].isna().any()  # the caller's frame is left alone
+
+
+def test_edge_rows_bring_gaps_and_categories_the_table_never_has(table: Table) -> None:
+    rows = tp.edge_rows()
+    assert rows.iloc[0].isna().all()
+    assert list(rows.dtypes) == list(table[0].dtypes)
+    for column, value in tp.UNSEEN.items():
+        assert value in set(rows[column]) and value not in set(table[0][column])
+
+
+# --- 2. Train ------------------------------------------------------------------------------------
+
+
+def test_debt_to_income_divides_in_float32() -> None:
+    x = np.array([[10.0, 40.0], [3.0, 7.0], [1.0, 3.0]])
+    ratio = tp.DebtToIncome().fit(x).transform(x)
+    assert ratio.dtype == np.float32 and ratio.shape == (3, 1)
+    expected = x.astype(np.float32)[:, [0]] / x.astype(np.float32)[:, [1]]
+    np.testing.assert_array_equal(ratio, expected)
+    assert tp.DebtToIncome().get_feature_names_out().tolist() == ["debt_to_income"]
+    with pytest.raises(ValueError, match="expects 2 columns"):
+        tp.DebtToIncome().transform(np.ones((2, 3)))
+
+
+def test_pipeline_learns_the_rule(trained: Trained, table: Table) -> None:
+    pipeline, _, test_frame, _ = trained
+    names = [n.split("__")[1] for n in pipeline[:-1].get_feature_names_out()]
+    coefficients = dict(zip(names, pipeline[-1].coef_[0], strict=True))
+    # The ratio drives the rule: the strongest feature, with the rule's sign.
+    assert max(coefficients, key=lambda n: abs(coefficients[n])) == "debt_to_income"
+    assert coefficients["debt_to_income"] > 0 and coefficients["age"] < 0
+    assert coefficients["housing_rent"] > coefficients["housing_own"]
+    target = table[1]
+    accuracy = np.mean(
+        pipeline.predict(tp.fill_missing_categories(test_frame)) == target[test_frame.index]
+    )
+    assert accuracy > 0.7
+
+
+def test_train_reports_steps_accuracy_and_coefficients(
+    table: Table, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tp.train(*table, seed=0)
+    out = capsys.readouterr().out
+    assert "ratio    [debt, income]" in out and "DebtToIncome -> StandardScaler" in out
+    assert "held-out accuracy 0." in out and "largest coefficients: debt_to_income +" in out
+
+
+# --- 3. Convert ----------------------------------------------------------------------------------
+
+
+def test_conversion_fails_before_the_converter_is_registered(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline, train_frame, _, _ = trained
+    # Forget the registration for this test only (monkeypatch restores it afterwards).
+    monkeypatch.delitem(skl2onnx._supported_operators.sklearn_operator_name_map, tp.DebtToIncome)
+    example = tp.fill_missing_categories(train_frame[:1])
+    with pytest.raises(MissingShapeCalculator, match="Unable to find a shape calculator for type"):
+        to_onnx(pipeline, example, target_opset=tp.TARGET_OPSET)
+    message = tp.show_missing_converter(pipeline, example)
+    assert message.startswith("MissingShapeCalculator: Unable to find a shape calculator for type")
+    assert "DebtToIncome" in message and "\n" not in message
+
+
+def test_custom_converter_alone_gives_numpy_quotient_bit_for_bit(saved: Saved) -> None:
+    x = np.array([[10.0, 40.0], [3.0, 7.0], [1.0, 3.0], [0.1, 0.7]], dtype=np.float32)
+    step = tp.DebtToIncome().fit(x)
+    model = to_onnx(step, x[:1], target_opset=tp.TARGET_OPSET)
+    assert [node.op_type for node in model.graph.node] == ["Split", "Div"]
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (ratio,) = session.run(None, {model.graph.input[0].name: x})
+    np.testing.assert_array_equal(ratio, step.transform(x))
+
+
+def test_shape_calculator_refuses_double_columns(trained: Trained) -> None:
+    pipeline, train_frame, _, _ = trained
+    example = tp.fill_missing_categories(train_frame[:1])
+    example = example.astype({column: np.float64 for column in tp.NUMBER_COLUMNS})
+    with pytest.raises(RuntimeError, match=r"got an input .* wrong type .*DoubleTensorType"):
+        tp.convert(pipeline, example)
+
+
+def test_model_has_one_input_per_column_named_and_typed_after_it(trained: Trained) -> None:
+    model = trained[3]
+    onnx.checker.check_model(model, full_check=True)
+    inputs = [(v.name, v.type.tensor_type.elem_type) for v in model.graph.input]
+    assert inputs == [(name, TensorProto.FLOAT) for name in tp.NUMBER_COLUMNS] + [
+        (name, TensorProto.STRING) for name in tp.CATEGORY_COLUMNS
+    ]
+    for value in model.graph.input:
+        rows, width = value.type.tensor_type.shape.dim
+        assert not rows.HasField("dim_value") and width.dim_value == 1
+    outputs = {v.name: v.type.tensor_type.elem_type for v in model.graph.output}
+    assert outputs == {"label": TensorProto.INT64, "probabilities": TensorProto.FLOAT}
+    operators = {node.op_type for node in model.graph.node}
+    assert {"Split", "Div", "Imputer", "OneHotEncoder", "LinearClassifier"} <= operators
+    assert "ZipMap" not in operators
+    assert model.ir_version == tp.IR_VERSION
+    domains = [opset.domain for opset in model.opset_import]
+    assert domains == sorted(set(domains)) and "" in domains
+    for opset in model.opset_import:
+        assert opset.version <= tp.TARGET_OPSET[opset.domain]
+
+
+def test_check_prints_the_input_list(trained: Trained, capsys: pytest.CaptureFixture[str]) -> None:
+    tp.check(trained[3])
+    out = capsys.readouterr().out
+    assert (
+        "inputs, one per column: age: float [N, 1], income: float [N, 1], debt: float [N, 1], "
+        "region: string [N, 1], housing: string [N, 1], channel: string [N, 1]"
+    ) in out
+    assert "outputs: label: int64 [N], probabilities: float [N, 2]" in out
+
+
+# --- 5. Save, 6. Load, 7. Run --------------------------------------------------------------------
+
+
+def test_saved_file_is_the_model_with_usual_permissions(trained: Trained, saved: Saved) -> None:
+    path, _ = saved
+    assert path.read_bytes() == trained[3].SerializeToString()
+    assert [p.name for p in path.parent.iterdir()] == [tp.MODEL_FILE]
+    if os.name == "posix":
+        umask = os.umask(0)
+        os.umask(umask)
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_frame_to_feed_gives_one_typed_column_per_input(saved: Saved) -> None:
+    _, session = saved
+    rows = tp.edge_rows()
+    rows["age"] = rows["age"].astype(np.float64)  # cast back to the declared float32
+    rows["debt"] = np.array([1, 2, 3], dtype=np.int64)
+    feed = tp.frame_to_feed(session, rows[list(reversed(rows.columns))])
+    assert list(feed) == tp.NUMBER_COLUMNS + tp.CATEGORY_COLUMNS  # the model's order
+    for name in tp.NUMBER_COLUMNS:
+        assert feed[name].dtype == np.float32 and feed[name].shape == (3, 1)
+    assert np.isnan(feed["age"][0, 0]) and feed["debt"][:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert feed["region"].dtype == object and feed["region"].shape == (3, 1)
+    assert feed["region"][:, 0].tolist() == [tp.MISSING_CATEGORY, "north", "overseas"]
+
+
+def test_frame_to_feed_names_a_missing_column_and_a_non_string_category(saved: Saved) -> None:
+    _, session = saved
+    with pytest.raises(KeyError, match="the model needs column 'income'"):
+        tp.frame_to_feed(session, tp.edge_rows().drop(columns="income"))
+    rows = tp.edge_rows()
+    rows["channel"] = [1.5, 2.5, 3.5]
+    with pytest.raises(TypeError, match=r"column 'channel' must hold strings, found 1\.5"):
+        tp.frame_to_feed(session, rows)
+
+
+def test_predictions_equal_scikit_learn_on_held_out_and_new_rows(
+    trained: Trained, saved: Saved
+) -> None:
+    pipeline, _, test_frame, _ = trained
+    _, session = saved
+    for rows in (test_frame, tp.edge_rows()):
+        labels, probabilities = tp.predict_frame(session, rows)
+        filled = tp.fill_missing_categories(rows)
+        np.testing.assert_array_equal(labels, pipeline.predict(filled))
+        np.testing.assert_allclose(probabilities, pipeline.predict_proba(filled), atol=tp.ATOL)
+        assert tp.verify("rows", pipeline, rows, labels, probabilities) <= tp.ATOL
+
+
+def test_verify_names_what_disagreed(trained: Trained, saved: Saved) -> None:
+    pipeline, _, test_frame, _ = trained
+    labels, probabilities = tp.predict_frame(saved[1], test_frame)
+    with pytest.raises(AssertionError, match=r"held: probabilities differ .* up to 0\.002"):
+        tp.verify("held", pipeline, test_frame, labels, probabilities + 0.002)
+    flipped = labels.copy()
+    flipped[3] = 1 - flipped[3]
+    with pytest.raises(AssertionError, match=f"held: 1 of {len(labels)} labels differ"):
+        tp.verify("held", pipeline, test_frame, flipped, probabilities)
+    with pytest.raises(AssertionError, match="shape"):
+        tp.verify("held", pipeline, test_frame, labels, probabilities[:, :1])
+
+
+def test_one_hot_of_an_unseen_category_is_all_zeros_in_both(trained: Trained) -> None:
+    lines = tp.compare_one_hot(trained[0], tp.edge_rows())
+    assert [line.split()[0] for line in lines] == tp.CATEGORY_COLUMNS
+    blocks = [re.findall(r"\[([01 ]+)\]", line) for line in lines]
+    # Row 2 is a renter from the north; row 3 has a category never seen in every column: zeros.
+    assert blocks[0][1] == "0 0 1 0 0" and blocks[1][1] == "0 0 0 1"
+    assert [row[2] for row in blocks] == ["0 0 0 0 0", "0 0 0 0", "0 0 0 0 0"]
+
+
+# --- main() --------------------------------------------------------------------------------------
+
+
+def test_main_reports_each_step_and_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tp.main(["--rows", str(ROWS), "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for step in range(1, 8):
+        assert f"\n{step}. " in out
+    assert "before registering DebtToIncome: MissingShapeCalculator" in out or (
+        "already registered" in out
+    )
+    assert "labels equal predict, largest probability difference" in out
+    assert "\nVerified: " in out and "pandas 3." in out
+    assert (tmp_path / tp.MODEL_FILE).is_file()
+
+
+def test_wrong_reference_exits_1_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Pipeline.predict_proba
+    monkeypatch.setattr(Pipeline, "predict_proba", lambda self, x: real(self, x) + 0.01)
+    assert tp.main(["--rows", str(ROWS), "--output-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "error: verification failed: held-out rows: probabilities differ from predict_proba "
+        "by up to 0.01"
+    )
+    assert captured.err.count("\n") == 1 and "Verified" not in captured.out
+
+
+def test_interrupt_exits_130_without_verified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tp, "predict_frame", interrupted)
+    assert tp.main(["--rows", str(ROWS), "--output-dir", str(tmp_path)]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "error: interrupted\n" and "Verified" not in captured.out
+    assert [p.name for p in tmp_path.iterdir()] == [tp.MODEL_FILE]  # no temporary file left
+
+
+def test_output_dir_that_is_a_file_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert tp.main(["--output-dir", str(blocker)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("error: the output folder is not a folder: ")
+    assert captured.err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rows", "99"], "argument --rows: must be at least 100, got 99"),
+        (["--rows", "many"], "argument --rows: expected a whole number, got 'many'"),
+        (["--seed", "-1"], "argument --seed: must be from 0 to 2**32 - 1"),
+        (["--seed", str(2**32)], "argument --seed: must be from 0 to 2**32 - 1"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        tp.main([*args, "--output-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tabular_pipeline.py: error: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+# --- What only a process shows -------------------------------------------------------------------
+
+
+def test_same_arguments_give_the_same_bytes_across_hash_seeds(tmp_path: Path) -> None:
+    # skl2onnx orders opset_import by string hashing; the in-process run is a third hash seed.
+    args = ["--rows", "200", "--seed", "3"]
+    assert tp.main([*args, "--output-dir", str(tmp_path / "here")]) == 0
+    files = [(tmp_path / "here" / tp.MODEL_FILE).read_bytes()]
+    # Two processes at once, with hash seeds that put the opsets in opposite orders.
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "tabular_pipeline.py"), *args, "--output-dir", hash_seed],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for hash_seed in ("0", "1")
+    ]
+    for hash_seed, process in zip(("0", "1"), processes, strict=True):
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        files.append((tmp_path / hash_seed / tp.MODEL_FILE).read_bytes())
+    assert files[0] == files[1] == files[2]
+    assert tp.main(["--rows", "200", "--seed", "4", "--output-dir", str(tmp_path / "other")]) == 0
+    assert (tmp_path / "other" / tp.MODEL_FILE).read_bytes() != files[0]
+
+
+def test_deployment_needs_only_pandas_numpy_and_onnxruntime(
+    trained: Trained, saved: Saved, tmp_path: Path
+) -> None:
+    pipeline, _, test_frame, _ = trained
+    path, _ = saved
+    rows = pd.concat([test_frame[:20], tp.edge_rows()], ignore_index=True)
+    # A CSV file, as a serving host might receive: floats come back as float64 and missing
+    # categories as NaN; predict_frame casts and fills them.
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    script = BLOCK_TRAINING_LIBRARIES + textwrap.dedent(
+        f"""
+        import pandas as pd
+        import tabular_pipeline as tp
+
+        assert not hasattr(tp, "DebtToIncome")  # defined only where scikit-learn imports
+        try:
+            tp.make_pipeline()
+        except ImportError as error:
+            print("training side:", error)
+        session = tp.load_session(tp.Path({str(path)!r}))
+        rows = pd.read_csv({str(tmp_path / "rows.csv")!r})
+        labels, probabilities = tp.predict_frame(session, rows)
+        print(labels.tolist())
+        print(probabilities[:, 1].tolist())
+        training = {{"sklearn", "skl2onnx", "onnx", "scipy"}}
+        print(sorted(m for m in sys.modules if m.split(".")[0] in training))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    blocked, labels, probabilities, imported = result.stdout.splitlines()
+    assert blocked.startswith("training side: sklearn") and blocked.endswith(
+        "is blocked in this test"
+    )
+    filled = tp.fill_missing_categories(rows)
+    assert labels == str(pipeline.predict(filled).tolist())
+    np.testing.assert_allclose(
+        json.loads(probabilities), pipeline.predict_proba(filled)[:, 1], atol=tp.ATOL
+    )
+    assert imported == "[]"
