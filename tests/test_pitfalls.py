@@ -1,7 +1,7 @@
 """The classic ONNX failures, each reproduced with the pinned versions and then fixed.
 
 Every test first triggers the failure and checks the exception type and a stable part of its
-message, then applies the fix from the README's troubleshooting section and checks that it works.
+message, then applies the fix from docs/troubleshooting.md and checks that it works.
 """
 
 import os
@@ -315,6 +315,46 @@ def test_8_float64_scaling_before_a_tree_disagrees_near_thresholds():
     for seed in range(5):
         bare_float32 = DecisionTreeClassifier(random_state=seed).fit(x32, y)
         assert label_disagreements(bare_float32, grid32) == 0
+
+
+# 9. k-nearest neighbours: a tie for the k-th neighbour -------------------------------------------
+
+
+def test_9_knn_tie_for_the_kth_neighbour():
+    import onnxruntime as ort
+
+    # seed: the test row on which ONNX Runtime and scikit-learn disagree, with the pinned versions.
+    for seed, row in {6: 38, 8: 22}.items():
+        x_train, x_test, y_train, _ = sc.load_iris_split(seed)
+        classifier = sc.make_classifier("knn", seed).fit(x_train, y_train)
+        model = sc.convert(classifier, x_train.shape[1]).SerializeToString()
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        labels, probabilities = sc.predict(session, x_test)
+        # The failure: one row, one different label (0.6 and 0.4 swapped between two classes).
+        assert np.flatnonzero(labels != classifier.predict(x_test)).tolist() == [row]
+        np.testing.assert_allclose(
+            np.abs(probabilities[row] - classifier.predict_proba(x_test)[row]),
+            [0, 0.2, 0.2],
+            atol=1e-6,
+        )
+        with pytest.raises(AssertionError, match=r"^knn: 1 of 45 labels differ from predict$"):
+            sc.verify("knn", classifier, x_test, labels, probabilities, np.zeros(45, dtype=bool))
+
+        # The cause: the 5th and 6th nearest training rows are equally far and of different
+        # classes, so keeping one or the other changes the vote.
+        distances, indices = classifier.kneighbors(x_test[row : row + 1], n_neighbors=6)
+        fifth, sixth = distances[0, 4], distances[0, 5]
+        assert y_train[indices[0, 4]] != y_train[indices[0, 5]]
+        # In float32, the precision ONNX Runtime computes in, they are the same number.
+        assert np.float32(fifth) == np.float32(sixth)
+        if seed == 8:
+            # In float64 they are not: an exact comparison of scikit-learn's distances misses it.
+            assert fifth != sixth and (sixth - fifth) / sixth < 1e-7
+
+        # The fix: leave out the rows where such a tie decides, say how many, verify the rest.
+        tied = sc.tied_rows(classifier, x_test, y_train)
+        assert tied[row] and tied.sum() == 2
+        assert sc.verify("knn", classifier, x_test, labels, probabilities, tied) <= sc.ATOL
 
 
 # Security: a pickle runs code when loaded; an .onnx file is data -------------------------------
