@@ -1,0 +1,437 @@
+"""In-process tests of optimize_and_quantize.py: each step's function, with a small network.
+
+The script's network is 64-256-256-10; these tests train 64-32-10 (the same code, a quarter of a
+second) and run the timing functions with a handful of repeats. No test asserts a speed.
+"""
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, numpy_helper
+
+import optimize_and_quantize as oq
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = (32,)
+# What ONNX Runtime 1.32 logs when it saves a graph optimized beyond "extended" (docs quote it).
+LEVEL_WARNING = (
+    "Serializing optimized model with Graph Optimization level greater than ORT_ENABLE_EXTENDED "
+    "and the NchwcTransformer enabled. The generated model may contain hardware specific "
+    "optimizations, and should only be used in the same environment the model was optimized in."
+)
+
+
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Trained = tuple[Any, onnx.ModelProto, Path]  # classifier, converted model, saved file
+
+
+@pytest.fixture(scope="module")
+def data() -> Split:
+    return oq.load_digits_split(seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(data: Split, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """A small network trained, converted and saved once: (classifier, model, path)."""
+    x_train, _, y_train, _ = data
+    classifier = oq.train_classifier(x_train, y_train, seed=0, hidden=SMALL)
+    model = oq.convert(classifier)
+    path = tmp_path_factory.mktemp("model") / oq.FLOAT_FILE
+    oq.write_atomically(model.SerializeToString(), path)
+    return classifier, model, path
+
+
+@pytest.fixture(scope="module")
+def quantized(
+    trained: Trained, data: Split, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The small model's int8 versions: {name: path} with the float32 file as "float32"."""
+    _, _, path = trained
+    folder = tmp_path_factory.mktemp("quantized")
+    return {"float32": path} | oq.quantize_models(path, data[0], seed=0, folder=folder)
+
+
+def small_main(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    """Run main() with the small network and two repeats per timing."""
+    monkeypatch.setattr(oq, "HIDDEN_LAYERS", SMALL)
+    monkeypatch.setattr(oq, "QUICK_REPEATS", (2, 2))
+    return oq.main(argv)
+
+
+# --- 0. The model --------------------------------------------------------------------------------
+
+
+def test_split_is_seeded_stratified_raw_pixels(data: Split) -> None:
+    x_train, x_test, y_train, y_test = data
+    assert x_train.dtype == np.float32 and x_train.shape == (1257, 64)
+    assert x_test.shape == (540, 64)
+    # Raw pixels, unscaled: whole numbers 0 to 16.
+    assert x_train.min() == 0 and x_train.max() == 16
+    np.testing.assert_array_equal(x_train, np.round(x_train))
+    # Stratified: each class's share of the test split matches the whole data set's within a row.
+    counts = np.bincount(np.concatenate([y_train, y_test]))
+    np.testing.assert_allclose(np.bincount(y_test), counts * oq.TEST_SIZE, atol=1)
+    other = oq.load_digits_split(seed=1)
+    assert not np.array_equal(other[1], x_test)
+
+
+def test_converted_model_takes_raw_pixels_and_scales_them_inside(trained: Trained) -> None:
+    _, model, _ = trained
+    onnx.checker.check_model(model, full_check=True)
+    (x_info,) = model.graph.input
+    assert x_info.name == "X" and x_info.type.tensor_type.elem_type == TensorProto.FLOAT
+    batch, features = x_info.type.tensor_type.shape.dim
+    assert not batch.HasField("dim_value") and features.dim_value == 64
+    outputs = {o.name: o.type.tensor_type for o in model.graph.output}
+    assert outputs["label"].elem_type == TensorProto.INT64 and len(outputs["label"].shape.dim) == 1
+    assert outputs["probabilities"].elem_type == TensorProto.FLOAT
+    assert outputs["probabilities"].shape.dim[1].dim_value == 10
+    first = model.graph.node[0]
+    assert (first.op_type, first.input[0]) == ("Mul", "X")
+    scale = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}[first.input[1]]
+    assert scale == np.float32(1 / 16)
+    assert model.ir_version == oq.IR_VERSION
+    domains = [o.domain for o in model.opset_import]
+    assert len(domains) == len(set(domains))
+    assert {o.domain: o.version for o in model.opset_import}[""] == oq.TARGET_OPSET[""]
+
+
+def test_float_model_agrees_with_scikit_learn_and_the_reference_evaluator(
+    trained: Trained, data: Split, capsys: pytest.CaptureFixture[str]
+) -> None:
+    classifier, _, path = trained
+    x_test = data[1]
+    session = oq.load_session(path)
+    labels, probabilities = oq.run(session, x_test)
+    assert labels.dtype == np.int64 and probabilities.shape == (540, 10)
+    np.testing.assert_array_equal(labels, classifier.predict(x_test))
+    np.testing.assert_allclose(
+        probabilities, classifier.predict_proba(x_test), rtol=oq.RTOL, atol=oq.ATOL
+    )
+    oq.verify_float_model(classifier, onnx.load(path), session, x_test)
+    assert "labels equal predict" in capsys.readouterr().out
+
+
+def test_verification_rejects_a_model_with_a_wrong_weight(trained: Trained, data: Split) -> None:
+    classifier, model, _ = trained
+    broken = onnx.ModelProto()
+    broken.CopyFrom(model)
+    for tensor in broken.graph.initializer:
+        if tensor.name == "pixel_scale":
+            tensor.CopyFrom(numpy_helper.from_array(np.array(1 / 15, np.float32), tensor.name))
+    session = oq.load_session(broken.SerializeToString())
+    with pytest.raises(AssertionError, match="ONNX Runtime vs scikit-learn"):
+        oq.verify_float_model(classifier, broken, session, data[1])
+
+
+def test_compare_outputs_allows_near_ties_only() -> None:
+    probabilities = np.array([[0.5, 0.5 - 1e-6, 0.0], [0.1, 0.7, 0.2]])
+    as_float32 = probabilities.astype(np.float32)
+    expected_labels = np.array([0, 1])
+    difference, ties = oq.compare_outputs(
+        "tie", np.array([1, 1]), as_float32, expected_labels, probabilities
+    )
+    assert ties == 1 and difference < 1e-7
+    with pytest.raises(AssertionError, match="1 of 2 labels differ"):
+        oq.compare_outputs(
+            "wrong",
+            np.array([0, 2]),
+            probabilities.astype(np.float32),
+            expected_labels,
+            probabilities,
+        )
+    with pytest.raises(AssertionError, match=r"probabilities differ by up to 0\.01"):
+        oq.compare_outputs(
+            "far", expected_labels, probabilities + 0.01, expected_labels, probabilities
+        )
+
+
+def test_write_atomically_writes_the_bytes_with_the_usual_mode(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    assert oq.write_atomically(b"onnx bytes", path) == 10
+    assert path.read_bytes() == b"onnx bytes"
+    if os.name == "posix":
+        umask = os.umask(0)
+        os.umask(umask)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_write_atomically_leaves_nothing_behind_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(source: object, target: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(oq.os, "replace", fail)
+    with pytest.raises(KeyboardInterrupt):
+        oq.write_atomically(b"never", tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- 1. Session cost -----------------------------------------------------------------------------
+
+
+def test_session_cost_measures_three_separate_phases(
+    trained: Trained, data: Split, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, path = trained
+    figures = oq.session_cost(path, data[1][:1], repeats=3)
+    assert len(figures) == 3 and all(np.isfinite(f) and f > 0 for f in figures)
+    oq.print_session_cost(path, data[1][:1], repeats=3)
+    out = capsys.readouterr().out
+    for label in ("create the session", "first run", "later runs, 1 row, median"):
+        assert label in out
+
+
+# --- 2. Graph optimizations ----------------------------------------------------------------------
+
+
+def test_each_level_saves_the_graph_it_runs_and_fuses_as_documented(
+    trained: Trained, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _, model, path = trained
+    graphs = oq.optimized_graphs(path, tmp_path)
+    assert list(graphs) == ["disabled", "basic", "extended", "layout", "all"]
+    sequences = {name: oq.node_sequence(graph) for name, graph in graphs.items()}
+    assert sequences["disabled"] == oq.node_sequence(model)
+    assert "MatMul" in sequences["disabled"] and "Gemm" not in sequences["disabled"]
+    # basic: MatMul + Add -> Gemm, and the float-to-float Cast is gone.
+    assert "MatMul" not in sequences["basic"] and "Add" not in sequences["basic"]
+    assert sequences["basic"].count("Gemm") == 2 and sequences["basic"].count("Cast") == 1
+    # extended: Gemm + Relu -> com.microsoft:FusedGemm (the last Gemm has no Relu).
+    assert sequences["extended"].count("com.microsoft:FusedGemm") == 1
+    assert "Relu" not in sequences["extended"]
+    assert sequences["all"] == sequences["extended"]
+    # The warning ONNX Runtime logs for "layout" and "all" is silenced: stderr stays clean.
+    assert capfd.readouterr().err == ""
+
+
+def test_saving_a_fully_optimized_graph_logs_the_documented_warning(
+    trained: Trained, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _, _, path = trained
+    options = oq.ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "all.onnx")
+    oq.ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    assert LEVEL_WARNING in capfd.readouterr().err
+
+
+def test_every_level_gives_the_same_outputs(trained: Trained, data: Split) -> None:
+    _, _, path = trained
+    differences = oq.check_levels_agree(path, data[1])
+    assert list(differences) == list(oq.LEVELS)
+    assert differences["disabled"] == 0 and max(differences.values()) <= oq.ATOL
+
+
+# --- 3. Threads ----------------------------------------------------------------------------------
+
+
+def test_thread_timings_cover_each_batch_with_both_settings(
+    trained: Trained, data: Split, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, path = trained
+    batches = {1: data[1][:1], 64: data[1][:64]}
+    results = oq.thread_timings(path, batches, {1: 3, 64: 3})
+    assert list(results) == [1, 64]
+    assert all(len(pair) == 2 and min(pair) > 0 for pair in results.values())
+    oq.print_threads(path, batches, {1: 3, 64: 3})
+    assert "1 thread / default" in capsys.readouterr().out
+
+
+def test_interleaved_medians_take_turns() -> None:
+    order = []
+    medians = oq.interleaved_medians(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=0
+    )
+    assert order == ["a", "b"] * 3 and set(medians) == {"a", "b"}
+
+
+# --- 4. Profiling --------------------------------------------------------------------------------
+
+
+def test_profile_trace_covers_every_node_and_sums_per_operator(
+    trained: Trained, data: Split, tmp_path: Path
+) -> None:
+    _, _, path = trained
+    graph = oq.optimized_graphs(path, tmp_path)["all"]
+    events = oq.profile(path, data[1][:64], runs=3, folder=tmp_path)
+    assert oq.check_trace_covers_graph(events, graph) == len(graph.graph.node)
+    totals = oq.time_per_operator(events)
+    assert set(totals) == {node.op_type for node in graph.graph.node}
+    assert list(totals.values()) == sorted(totals.values(), reverse=True)
+    # A node missing from the trace is reported by name.
+    fused = next(n.name for n in graph.graph.node if n.op_type == "FusedGemm")
+    partial = [e for e in events if e.get("name") != f"{fused}_kernel_time"]
+    with pytest.raises(AssertionError, match="1 node"):
+        oq.check_trace_covers_graph(partial, graph)
+
+
+def test_profile_writes_its_trace_in_the_given_folder_only(
+    trained: Trained, data: Split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, path = trained
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "work"
+    folder.mkdir()
+    oq.profile(path, data[1][:4], runs=1, folder=folder)
+    assert [p.name for p in tmp_path.iterdir()] == ["work"]
+    assert [p.suffix for p in folder.iterdir()] == [".json"]
+
+
+# --- 5. Quantization -----------------------------------------------------------------------------
+
+
+def test_quantized_models_store_int8_weights(quantized: dict[str, Path]) -> None:
+    def operators(path: Path) -> set[str]:
+        return {node.op_type for node in onnx.load(path).graph.node}
+
+    def weight_types(path: Path) -> set[int]:
+        # skl2onnx names the weight matrices coefficient, coefficient1, ...; the quantizer keeps
+        # the name as a prefix (coefficient_quantized).
+        initializers = onnx.load(path).graph.initializer
+        return {t.data_type for t in initializers if t.name.startswith("coefficient") and t.dims}
+
+    assert "DynamicQuantizeLinear" in operators(quantized["dynamic int8"])
+    assert {"QuantizeLinear", "DequantizeLinear"} <= operators(quantized["static int8"])
+    assert weight_types(quantized["float32"]) == {TensorProto.FLOAT}
+    for name in ("dynamic int8", "static int8"):
+        assert weight_types(quantized[name]) == {TensorProto.INT8}
+
+
+def test_int8_models_keep_accuracy_and_agree_with_float32(
+    quantized: dict[str, Path], data: Split
+) -> None:
+    results = oq.compare_models(quantized, data, repeats=(2, 2), seed=0)
+    assert list(results) == ["float32", "dynamic int8", "static int8"]
+    base = results["float32"]
+    assert base["agreement"] == 1 and base["difference"] == 0 and base["accuracy"] > 0.9
+    for name in ("dynamic int8", "static int8"):
+        oq.check_int8(name, results[name]["accuracy"], base["accuracy"], results[name]["agreement"])
+        assert 0 < results[name]["difference"] < 0.2
+        assert results[name]["bytes"] < base["bytes"]
+
+
+def test_check_int8_names_the_figures_that_fail() -> None:
+    oq.check_int8("fine", accuracy=0.975, float_accuracy=0.98, agreement=0.995)
+    with pytest.raises(AssertionError, match=r"accuracy 0\.9600 .* float32's 0\.9800"):
+        oq.check_int8("lossy", accuracy=0.96, float_accuracy=0.98, agreement=1.0)
+    with pytest.raises(AssertionError, match=r"98\.00% of the test rows"):
+        oq.check_int8("disagrees", accuracy=0.98, float_accuracy=0.98, agreement=0.98)
+
+
+def test_calibration_rows_are_seeded_training_rows(data: Split) -> None:
+    x_train = data[0]
+    rows = oq.calibration_rows(x_train, 16, seed=3)
+    np.testing.assert_array_equal(rows, oq.calibration_rows(x_train, 16, seed=3))
+    assert not np.array_equal(rows, oq.calibration_rows(x_train, 16, seed=4))
+    assert all((x_train == row).all(axis=1).any() for row in rows)
+
+
+def test_calibrating_on_noise_below_the_pixel_range_ruins_the_static_model(
+    trained: Trained, quantized: dict[str, Path], data: Split, tmp_path: Path
+) -> None:
+    _, x_test, _, y_test = data
+    float_labels, float_probabilities = oq.run(oq.load_session(quantized["float32"]), x_test)
+    noise = oq.noise_rows(oq.CALIBRATION_ROWS, seed=0)["noise in [0, 1)"]
+    assert noise.min() >= 0 and noise.max() < 1
+    preprocessed = oq.preprocess(quantized["float32"], tmp_path)
+    on_noise = oq.quantize_static_int8(preprocessed, noise, tmp_path, "noise")
+    _, agreement, difference = oq.fidelity(
+        oq.load_session(on_noise), x_test, y_test, float_labels, float_probabilities
+    )
+    _, real_agreement, real_difference = oq.fidelity(
+        oq.load_session(quantized["static int8"]), x_test, y_test, float_labels, float_probabilities
+    )
+    assert agreement < 0.9 < real_agreement and difference > 3 * real_difference
+
+
+# --- The command line ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"), [("0", True), (str(2**32 - 1), True), ("-1", False), (str(2**32), False)]
+)
+def test_seed_range(text: str, valid: bool) -> None:
+    if valid:
+        assert oq.seed_int(text) == int(text)
+    else:
+        with pytest.raises(oq.argparse.ArgumentTypeError, match="2\\*\\*32 - 1"):
+            oq.seed_int(text)
+
+
+def test_main_runs_every_step_and_writes_the_three_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert small_main(monkeypatch, ["--output-dir", str(tmp_path / "out")]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    for heading in ("\n0. ", "\n1. ", "\n2. ", "\n3. ", "\n4. ", "\n5. ", "Verified", "Versions:"):
+        assert heading in captured.out
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == sorted([oq.FLOAT_FILE, oq.DYNAMIC_FILE, oq.STATIC_FILE])
+    for name in files:
+        onnx.checker.check_model(onnx.load(tmp_path / "out" / name), full_check=True)
+
+
+def test_wrong_reference_exits_1_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def shifted(classifier: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return classifier.predict(x), classifier.predict_proba(x) + 0.05
+
+    monkeypatch.setattr(oq, "sklearn_reference", shifted)
+    assert small_main(monkeypatch, ["--output-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "error: verification failed: ONNX Runtime vs scikit-learn: probabilities differ by up to"
+    )
+    assert captured.err.count("\n") == 1 and "Verified" not in captured.out
+
+
+def test_int8_check_failure_exits_1_with_the_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(oq, "MIN_AGREEMENT", 1.01)  # no model can agree on 101% of the labels
+    assert small_main(monkeypatch, ["--output-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: verification failed: dynamic int8: labels agree")
+    assert "fewer than 101%" in captured.err and "Verified" not in captured.out
+
+
+def test_same_arguments_give_byte_identical_files_across_hash_seeds(tmp_path: Path) -> None:
+    # Two fresh processes with different PYTHONHASHSEED values, the small network in both.
+    program = textwrap.dedent(
+        """
+        import sys
+        import optimize_and_quantize as oq
+        oq.HIDDEN_LAYERS = (32,)
+        oq.QUICK_REPEATS = (2, 2)
+        sys.exit(oq.main(sys.argv[1:]))
+        """
+    )
+    # Both at once: the test takes the time of one run.
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", program, "--output-dir", hash_seed, "--seed", "7"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for hash_seed in ("1", "2")
+    ]
+    for process in runs:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    for name in (oq.FLOAT_FILE, oq.DYNAMIC_FILE, oq.STATIC_FILE):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
