@@ -10,15 +10,13 @@ The lifecycle, for the classifier chosen with ``--model`` (or every one with ``-
 1. Train:   a seeded, stratified split of Iris (it ships with scikit-learn), features as float32.
 2. Convert: ``skl2onnx.to_onnx`` with a float32 input of dynamic batch size, explicit target
             opsets for the default and ``ai.onnx.ml`` domains, and ZipMap off.
-3. Check:   ``onnx.checker.check_model(full_check=True)`` and a summary of inputs, outputs, opsets
-            and nodes by operator type.
+3. Check:   ``onnx.checker.check_model(full_check=True)`` and a summary of the graph.
 4. Save:    ``<output-dir>/sklearn_<name>.onnx``, written atomically.
-5. Load and run, the deployment side: ``load_session`` once (the expensive step), then
-            ``predict`` per request; both need only onnxruntime and numpy.
-6. Verify:  on the test split, ONNX labels equal ``predict`` exactly, then ONNX probabilities match
-            ``predict_proba`` within a stated tolerance. A mismatch exits with 1. For k-nearest
-            neighbours, rows whose k-th and (k+1)-th neighbours are equally far are left out and
-            counted: which of the two is "nearest" is a coin toss that each library makes its way.
+5. Load and run, the deployment side (onnxruntime and numpy only): ``load_session`` once, the
+            expensive step, then ``predict`` per request.
+6. Verify:  ONNX labels equal ``predict``, then probabilities match ``predict_proba`` within a
+            stated tolerance; a mismatch exits with 1. For k-nearest neighbours, test rows where
+            training rows of different classes tie for k-th nearest are left out and counted.
 
 The default model is a random forest: a robust classifier that needs no feature scaling, is widely
 deployed, and shows why ONNX Runtime is worth it (scikit-learn's ``predict_proba`` on one row pays
@@ -449,9 +447,11 @@ def print_benchmark(results: list[dict[str, Any]], data: Split, seed: int) -> No
         f"{baseline_time * 1e6:.1f} µs"
     )
     for name, (_, onnx_time) in one_row.items():
+        ratio = baseline_time / onnx_time
+        comparison = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
         print(
             f"   one row of {name} served by ONNX Runtime: {onnx_time * 1e6:.1f} µs, "
-            f"{baseline_time / onnx_time:.1f}x faster than that"
+            f"{comparison} than that"
         )
     if len(one_row) > 1:
         quickest = min(one_row, key=lambda name: one_row[name][0])
