@@ -348,21 +348,25 @@ def print_session_cost(path: Path, x_one: np.ndarray, repeats: int) -> None:
 # --- 2. Graph optimizations ----------------------------------------------------------------------
 
 
+def executed_graph(path: Path, level: ort.GraphOptimizationLevel, target: Path) -> onnx.ModelProto:
+    """Let ONNX Runtime save the graph it executes at this level to target; return it."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    options.optimized_model_filepath = str(target)
+    # Saving a graph optimized beyond "extended" makes ONNX Runtime log a warning (that the file
+    # may hold hardware-specific optimizations) on stderr. The report says it in words, the docs
+    # quote it; a clean run keeps stderr empty.
+    options.log_severity_level = QUIET
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnx.load(target)
+
+
 def optimized_graphs(path: Path, folder: Path) -> dict[str, onnx.ModelProto]:
-    """Let ONNX Runtime save the graph it executes at each optimization level; return them."""
-    graphs = {}
-    for name, level in LEVELS.items():
-        options = ort.SessionOptions()
-        options.graph_optimization_level = level
-        target = folder / f"optimized_{name}.onnx"
-        options.optimized_model_filepath = str(target)
-        # Saving a graph optimized beyond "extended" makes ONNX Runtime log a warning (that the
-        # file may hold hardware-specific optimizations) on stderr. We know, and print it in
-        # words in the report; a clean run keeps stderr empty.
-        options.log_severity_level = QUIET
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        graphs[name] = onnx.load(target)
-    return graphs
+    """Return the graph ONNX Runtime executes at each optimization level, by level name."""
+    return {
+        name: executed_graph(path, level, folder / f"optimized_{name}.onnx")
+        for name, level in LEVELS.items()
+    }
 
 
 def node_sequence(model: onnx.ModelProto) -> list[str]:
@@ -395,15 +399,17 @@ def print_optimizations(path: Path, x_test: np.ndarray, folder: Path) -> dict[st
         print(f"   {name:<9} {len(nodes):2d} nodes: " + " ".join(nodes))
         print(f"             largest probability difference vs disabled: {differences[name]:.2g}")
     print(
-        f"   Every level gives the same labels and probabilities within atol={ATOL:g} (fusion\n"
-        "   changes the order of float32 additions, nothing else). basic: constant folding,\n"
-        "   redundant nodes removed (the float-to-float Cast), MatMul + Add -> Gemm; extended:\n"
-        "   Gemm + Relu -> com.microsoft:FusedGemm, an ONNX Runtime operator; layout and all:\n"
-        "   layout changes for convolutions, none here. ONNX Runtime does this online, at every\n"
-        "   session creation. Saving the result (offline optimization) skips that work later, but\n"
-        "   the file then holds com.microsoft operators and, beyond extended, hardware-specific\n"
-        "   choices: ONNX Runtime warns about it (quieted here, quoted in the docs). Such a file\n"
-        "   runs only in ONNX Runtime; regenerate it for each runtime version and machine."
+        f"   Every level must give the same labels, and probabilities within atol={ATOL:g}: a\n"
+        "   fusion may add float32 numbers in another order, nothing else.\n"
+        "   basic:    constant folding, redundant nodes removed (the float-to-float Cast),\n"
+        "             MatMul + Add -> Gemm: standard ONNX operators only.\n"
+        "   extended: Gemm + Relu -> com.microsoft:FusedGemm, an ONNX Runtime operator.\n"
+        "   layout, all: layout changes for convolutions (NCHWc); nothing to do here.\n"
+        "   ONNX Runtime does this online, at every session creation. Saving the result\n"
+        "   (offline optimization) skips that work later, but the file then holds com.microsoft\n"
+        "   operators and, beyond extended, may hold choices for this CPU: ONNX Runtime logs a\n"
+        "   warning when it saves one (quieted here, quoted in the docs). Such a file runs only\n"
+        "   in ONNX Runtime; regenerate it for each runtime version and machine."
     )
     return graphs
 
@@ -499,7 +505,8 @@ def print_profile(
         print(f"   {operator:<22} {total / runs:8.1f} µs per run  {100 * total / whole:5.1f}%")
     print(
         "   The matrix products (FusedGemm, Gemm) take nearly all of the time: they are what\n"
-        "   quantization speeds up. The small operators around them cost little at this size."
+        "   quantization speeds up. The profiler's own bookkeeping slows every node down, so\n"
+        "   read the shares, not the absolute times (step 5 times the model unprofiled)."
     )
 
 
@@ -819,6 +826,18 @@ def lesson(args: argparse.Namespace, work: Path) -> None:
         f"accuracy and agreeing on at least {100 * MIN_AGREEMENT:g}% of the labels"
     )
     print("   wrote " + ", ".join(str(paths[name]) for name in ("dynamic int8", "static int8")))
+    print("   What ONNX Runtime runs (level all) for each int8 file:")
+    for index, name in enumerate(("dynamic int8", "static int8")):
+        stored = len(onnx.load(paths[name]).graph.node)
+        executed = node_sequence(executed_graph(paths[name], LEVELS["all"], work / f"{index}.onnx"))
+        print(f"   {name}: {stored} nodes in the file, {len(executed)} run: " + " ".join(executed))
+    print(
+        "   dynamic: each quantized product becomes com.microsoft:DynamicQuantizeMatMul, which\n"
+        "   measures its float32 input's range on every call; activations stay float32.\n"
+        "   static: each QuantizeLinear/DequantizeLinear sandwich around a Gemm becomes\n"
+        "   com.microsoft:QGemm, int8 in and int8 out, with ranges fixed at calibration; the\n"
+        "   quantizer dropped the Relus, because an int8 range that starts at 0 clips like one."
+    )
 
     print("\n   Calibrating the static model on random noise instead of training rows:")
     preprocessed = work / "preprocessed.onnx"

@@ -307,6 +307,18 @@ def test_quantized_models_store_int8_weights(quantized: dict[str, Path]) -> None
         assert weight_types(quantized[name]) == {TensorProto.INT8}
 
 
+def test_onnx_runtime_runs_int8_kernels_for_the_quantized_files(
+    quantized: dict[str, Path], tmp_path: Path
+) -> None:
+    def executed(name: str) -> list[str]:
+        graph = oq.executed_graph(quantized[name], oq.LEVELS["all"], tmp_path / "executed.onnx")
+        return oq.node_sequence(graph)
+
+    assert executed("dynamic int8").count("com.microsoft:DynamicQuantizeMatMul") == 2
+    static = executed("static int8")
+    assert static.count("com.microsoft:QGemm") == 2 and "Relu" not in static
+
+
 def test_int8_models_keep_accuracy_and_agree_with_float32(
     quantized: dict[str, Path], data: Split
 ) -> None:
