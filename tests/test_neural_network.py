@@ -1,6 +1,9 @@
-"""In-process tests of neural_network.py: the custom operators, the network, its verification."""
+"""Tests of neural_network.py: the custom operators, the network, its verification, external data,
+and the command-line manners a process shows (Ctrl-C, a closed pipe, output encodings)."""
 
 import itertools
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +49,7 @@ def test_model_stores_the_functions_and_imports_the_domain():
         (nn.DOMAIN, nn.DOMAIN_VERSION),
     }
     assert model.ir_version == nn.IR_VERSION
-    nn.check_model(model)
+    onnx.checker.check_model(model, full_check=True)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +84,7 @@ def test_he_initialisation_scale_and_seed():
 def test_onnxruntime_reference_evaluator_and_numpy_agree(tmp_path, widths, rows):
     weights, biases, model = model_for(widths)
     path = tmp_path / nn.MODEL_FILE
-    nn.save_model(model, path)
+    nn.save(model, path, external_data=False)
     session = nn.load_session(path)
     x = np.random.default_rng(7).normal(size=(rows, widths[0])).astype(np.float32)
 
@@ -92,7 +95,8 @@ def test_onnxruntime_reference_evaluator_and_numpy_agree(tmp_path, widths, rows)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(labels, expected.argmax(axis=1))
 
-    reference_probabilities, reference_labels = nn.run_reference_evaluator(onnx.load(path), x)
+    evaluator = nn.load_reference_evaluator(path)
+    reference_probabilities, reference_labels = nn.run_reference_evaluator(evaluator, x)
     np.testing.assert_allclose(reference_probabilities, expected, rtol=nn.RTOL, atol=nn.ATOL)
     np.testing.assert_array_equal(reference_labels, labels)
 
@@ -219,15 +223,86 @@ def test_bad_layers_are_usage_errors(value, message, capsys, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("layers", ["4,1", "1,1", "4,8,1"])
+def test_one_output_class_is_a_usage_error(layers, capsys, tmp_path):
+    # A softmax over one class is 1.0 and its argmax 0 whatever the weights: nothing to verify.
+    with pytest.raises(SystemExit) as exit_info:
+        nn.main(["--layers", layers, "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "the output width is the number of classes and must be 2 or more, got 1" in err
+    assert err.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
+def test_one_input_and_two_classes_work(tmp_path, capsys):
+    assert nn.main(["--layers", "1,1,2", "--output-dir", str(tmp_path)]) == 0
+    assert "Verified" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("layers", "allowed"),
+    [("8,150", True), ("8,151", False), ("2,4", True), ("2,5", False), ("1,2", True)],
+)
+def test_train_limits_are_the_data_sets_real_limits(layers, allowed):
+    widths = [int(w) for w in layers.split(",")]
+    problem = nn.training_problem(widths)
+    assert (problem is None) == allowed
+    if allowed:
+        _, x_test, _, y_test = nn.synthetic_split(widths, seed=0)
+        assert len(x_test) == nn.TEST_ROWS and len(set(y_test)) == widths[-1]
+    else:
+        # The limit is scikit-learn's own, not one the script invents.
+        with pytest.raises(ValueError, match=r"test_size = 150 should be|2\*\*n_informative"):
+            nn.synthetic_split(widths, seed=0)
+
+
 @pytest.mark.parametrize(
     ("layers", "message"),
-    [("4,1", "output width of 2 or more"), ("1,3", "at most 2 classes")],
+    [
+        ("10,400", "at most 150 classes, not 400: the synthetic set has 600 rows"),
+        ("1,3", "1 input feature(s) can separate at most 2 classes"),
+    ],
 )
-def test_train_needs_a_classifiable_shape(layers, message, capsys):
+def test_train_settings_that_cannot_work_are_usage_errors(layers, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        nn.main(["--train", "--layers", layers])
+        nn.main(["--train", "--layers", layers, "--output-dir", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("neural_network.py: error: argument --train: ")
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1e3"])
+def test_seed_outside_the_range_is_a_usage_error(seed, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        nn.main([f"--seed={seed}", "--train"])
+    assert exit_info.value.code == 2
+    assert "argument --seed: " in capsys.readouterr().err
+
+
+def test_largest_seed_works_with_train_and_help_states_the_range(tmp_path, capsys):
+    args = ["--train", "--layers", "3,4", "--seed", str(nn.SEED_MAX)]
+    assert nn.main([*args, "--output-dir", str(tmp_path)]) == 0
+    with pytest.raises(SystemExit):
+        nn.main(["--help"])
+    assert "random seed, 0 to 2**32 - 1" in capsys.readouterr().out
+
+
+def test_output_folder_that_is_a_file_is_one_error_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert nn.main(["--output-dir", str(blocker)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: the output folder is not a folder: {blocker}\n"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_output_folder_in_proc_is_one_error_line(capsys):
+    assert nn.main(["--output-dir", "/proc"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: the output folder is not writable (")
+    assert captured.err.endswith(": /proc\n") and captured.err.count("\n") == 1
+    assert captured.out == ""  # checked before the lesson's work
 
 
 def test_verification_failure_exits_1(tmp_path, capsys, monkeypatch):
@@ -236,3 +311,264 @@ def test_verification_failure_exits_1(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("error: verification failed: batch 1, ONNX Runtime vs NumPy")
     assert err.count("\n") == 1
+
+
+# --- External data -------------------------------------------------------------------------------
+
+
+def save_external(tmp_path, monkeypatch, widths=(4, 8, 3), seed=0):
+    """Save a small model with external data, threshold 0: every tensor goes to the data file."""
+    monkeypatch.setattr(nn, "EXTERNAL_DATA_THRESHOLD", 0)
+    weights, biases, model = model_for(list(widths), seed)
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / nn.MODEL_FILE
+    files = nn.save(model, path, external_data=True)
+    return weights, biases, path, files
+
+
+def test_external_data_files_and_entries(tmp_path, monkeypatch):
+    weights, biases, path, files = save_external(tmp_path, monkeypatch)
+    data = files[1]
+    assert files[0] == path and data.parent == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, data.name])
+    assert data.name.startswith("neural_network.") and data.suffix == ".data"
+    model = onnx.load(path, load_external_data=False)
+    offset = 0
+    arrays = nn.initializer_values(weights, biases)
+    for tensor in model.graph.initializer:
+        entries = {entry.key: entry.value for entry in tensor.external_data}
+        assert tensor.data_location == onnx.TensorProto.EXTERNAL and not tensor.raw_data
+        # location is relative to the model's folder: a bare file name, no folder in it.
+        size = arrays[tensor.name].nbytes
+        assert entries == {"location": data.name, "offset": str(offset), "length": str(size)}
+        offset += size
+    assert data.stat().st_size == offset
+    assert path.stat().st_size < 1500  # the graph and functions only
+
+
+def test_external_data_model_loads_by_path_and_verifies(tmp_path, monkeypatch):
+    weights, biases, path, _ = save_external(tmp_path, monkeypatch)
+    onnx.checker.check_model(path, full_check=True)
+    x = np.random.default_rng(3).normal(size=(20, 4)).astype(np.float32)
+    expected = nn.numpy_forward(x, weights, biases)
+    probabilities, labels = nn.run_onnxruntime(nn.load_session(path), x)
+    np.testing.assert_allclose(probabilities, expected, rtol=nn.RTOL, atol=nn.ATOL)
+    np.testing.assert_array_equal(labels, expected.argmax(axis=1))
+    evaluator = nn.load_reference_evaluator(path)
+    np.testing.assert_allclose(
+        nn.run_reference_evaluator(evaluator, x)[0], expected, rtol=nn.RTOL, atol=nn.ATOL
+    )
+    loaded = onnx.load(path)  # onnx.load reads the data file too: the tensors come back inline
+    np.testing.assert_array_equal(
+        onnx.numpy_helper.to_array(loaded.graph.initializer[0]), weights[0]
+    )
+
+
+def test_external_data_moved_away_fails_and_moving_it_back_fixes(tmp_path, monkeypatch):
+    _, _, path, files = save_external(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "elsewhere.bin"
+    files[1].rename(elsewhere)
+    with pytest.raises(onnx.checker.ValidationError, match=r"\.data, but it is not regular file"):
+        onnx.load(path)
+    with pytest.raises(Exception, match="External data path does not exist"):
+        nn.load_session(path)
+    elsewhere.rename(files[1])
+    assert nn.load_session(path).get_inputs()[0].name == "X"
+
+
+def test_external_data_model_from_bytes_needs_its_folder(tmp_path, monkeypatch):
+    # microsoft/onnxruntime#6696: bytes carry no folder to resolve `location` against.
+    _, _, path, _ = save_external(tmp_path / "model", monkeypatch)
+    # From bytes, ONNX Runtime looks for the data file in the working directory...
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Exception, match="loaded from bytes escapes working directory"):
+        nn.load_session(path.read_bytes())
+    # ...and even when it is there, it cannot read it without the model's path.
+    monkeypatch.chdir(path.parent)
+    with pytest.raises(Exception, match="model_path must not be empty"):
+        nn.load_session(path.read_bytes())
+    # The fixes: open it by path, or name the folder for the bytes.
+    monkeypatch.chdir(tmp_path)
+    session = nn.load_session(path.read_bytes(), data_folder=path.parent)
+    by_path = nn.load_session(path)
+    x = np.ones((2, 4), np.float32)
+    np.testing.assert_array_equal(session.run(None, {"X": x})[0], by_path.run(None, {"X": x})[0])
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "symlink"])
+def test_location_outside_the_models_folder_is_refused(tmp_path, monkeypatch, where):
+    _, _, path, files = save_external(tmp_path / "model", monkeypatch)
+    outside = tmp_path / "outside.data"
+    files[1].rename(outside)
+    if where == "parent":
+        location = "../outside.data"
+    elif where == "absolute":
+        location = str(outside)
+    else:
+        if not hasattr(os, "symlink") or os.name != "posix":
+            pytest.skip("symbolic links need POSIX")
+        (tmp_path / "model" / "link.data").symlink_to(outside)
+        location = "link.data"
+    model = onnx.load(path, load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    path.write_bytes(model.SerializeToString())
+    onnx_message = {
+        "parent": "points outside the directory",
+        "absolute": "should be a relative path, but it is an absolute path",
+        "symlink": "but it is a symbolic link",
+    }[where]
+    with pytest.raises(onnx.checker.ValidationError, match=onnx_message):
+        onnx.load(path)
+    with pytest.raises(onnx.checker.ValidationError, match=onnx_message):
+        onnx.checker.check_model(path)
+    ort_message = {
+        "parent": "External data path escapes model directory",
+        "absolute": "Absolute path not allowed for external data location",
+        "symlink": "External data path escapes model directory",
+    }[where]
+    with pytest.raises(Exception, match=ort_message):
+        nn.load_session(path)
+
+
+def test_automatic_switch_to_external_data_is_decided_by_size():
+    limit = nn.PROTOBUF_LIMIT
+    assert limit == 2**31 - 1
+    assert not nn.needs_external_data(limit - nn.GRAPH_BYTES_ALLOWANCE)
+    assert nn.needs_external_data(limit - nn.GRAPH_BYTES_ALLOWANCE + 1)
+
+    def layers_bytes(widths):
+        return sum(4 * (i * o + o) for i, o in itertools.pairwise(widths))
+
+    assert nn.needs_external_data(layers_bytes([26000, 26000, 3]))  # 2.7 GB
+    assert not nn.needs_external_data(layers_bytes([20000, 20000, 3]))  # 1.6 GB
+    # The allowance covers everything but the weights: here it is a few KB of a MiB.
+    _, _, model = model_for([4, 16, 16, 3])
+    assert len(model.SerializeToString()) - nn.weight_bytes(model) < nn.GRAPH_BYTES_ALLOWANCE / 100
+
+
+def test_too_big_for_protobuf_saves_external_data_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(nn, "needs_external_data", lambda size: True)
+    assert nn.main(["--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "do not fit in one protobuf message (at most 2147483647 bytes)" in out
+    assert len(list(tmp_path.glob("neural_network.*.data"))) == 1
+    assert "Verified: " in out and ".data agree with NumPy" in out
+
+
+def test_external_data_runs_are_byte_identical_and_stale_data_is_removed(tmp_path):
+    for name in ("first", "second"):
+        assert nn.main(["--external-data", "--output-dir", str(tmp_path / name)]) == 0
+    first, second = (sorted((tmp_path / n).iterdir()) for n in ("first", "second"))
+    assert [p.name for p in first] == [p.name for p in second] and len(first) == 2
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second, strict=True))
+    folder = tmp_path / "first"
+    assert nn.main(["--external-data", "--seed", "1", "--output-dir", str(folder)]) == 0
+    data = list(folder.glob("*.data"))
+    assert len(data) == 1 and data[0].name != first[0].name  # the old run's data is gone
+    nn.load_session(folder / nn.MODEL_FILE)  # and the model finds its own
+    assert nn.main(["--output-dir", str(folder)]) == 0
+    assert [p.name for p in folder.iterdir()] == [nn.MODEL_FILE]
+
+
+def test_interrupted_save_leaves_no_file(tmp_path, monkeypatch, capsys):
+    def interrupted(path, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nn, "write_atomically", interrupted)
+    assert nn.main(["--external-data", "--output-dir", str(tmp_path)]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "error: interrupted\n" and "Verified" not in captured.out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_printed_text_elides_every_weight(capsys):
+    weights, biases = nn.he_initialise([4, 300, 3], seed=0)
+    model, skeleton = nn.build(weights, biases)
+    out = capsys.readouterr().out
+    assert "float[4,300] W0 = {...}" in out and "float[300,3] W1 = {...}" in out
+    assert f"{weights[0][0, 0]:.6}"[:6] not in out and len(out) < 2500
+    assert all(not t.HasField("raw_data") for t in skeleton.graph.initializer)
+    assert [n.op_type for n in skeleton.graph.node] == [n.op_type for n in model.graph.node]
+
+
+def test_chunked_generation_and_reference_equal_one_call(monkeypatch):
+    weights, biases = nn.he_initialise([5, 7, 3], seed=4)
+    monkeypatch.setattr(nn, "CHUNK_ELEMENTS", 8)  # one or two rows per slice
+    chunked_weights, chunked_biases = nn.he_initialise([5, 7, 3], seed=4)
+    for a, b in zip(weights + biases, chunked_weights + chunked_biases, strict=True):
+        np.testing.assert_array_equal(a, b)
+    rng = np.random.default_rng(4)
+    np.testing.assert_array_equal(
+        weights[0], rng.normal(0, np.sqrt(2 / 5), (5, 7)).astype(np.float32)
+    )
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    monkeypatch.setattr(nn, "CHUNK_ELEMENTS", 2**22)
+    whole = nn.numpy_forward(x, weights, biases)
+    monkeypatch.setattr(nn, "CHUNK_ELEMENTS", 8)
+    np.testing.assert_allclose(nn.numpy_forward(x, weights, biases), whole, rtol=1e-12)
+
+
+# --- Manners a process shows ---------------------------------------------------------------------
+
+
+SCRIPT = str(Path(nn.__file__).resolve())
+
+
+def test_interrupted_training_exits_130_and_writes_nothing(tmp_path):
+    # Ctrl-C arrives during MLPClassifier.fit, which catches it, warns and returns a half-trained
+    # model; the script must treat it as the interruption it was.
+    code = (
+        "import os, signal, sys\n"
+        "from sklearn.neural_network import MLPClassifier\n"
+        "calls = []\n"
+        "def epoch_end(self, *args):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 3:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "MLPClassifier._update_no_improvement_count = epoch_end\n"
+        f"sys.path.insert(0, {str(Path(SCRIPT).parent)!r})\n"
+        "import neural_network\n"
+        "sys.exit(neural_network.main(['--train', '--layers', '4,8,3', '--output-dir', 'out']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stderr) == (130, "error: interrupted\n")
+    assert "Verified" not in result.stdout and "trained an MLP" not in result.stdout
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closing a pipe early behaves this way on POSIX")
+def test_closed_pipe_exits_141_quietly(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, SCRIPT], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    process.stdout.close()  # like `| head` that has already read what it wanted
+    stderr = process.stderr.read()
+    assert (process.wait(timeout=60), stderr) == (141, b"")
+    assert not [p for p in (tmp_path / "models").iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp932"])
+def test_any_output_encoding_works(tmp_path, encoding):
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--benchmark", "--layers", "4,3"],
+        cwd=tmp_path,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert b"\\xb5s" in result.stdout and b"Verified" in result.stdout
+
+
+def test_sigint_handler_is_installed_at_startup():
+    # The guard before the heavy imports: Ctrl-C while importing is one line and status 130.
+    source = Path(SCRIPT).read_text(encoding="utf-8")
+    assert source.index("signal.signal(signal.SIGINT, _interrupted_at_startup)") < source.index(
+        "import numpy"
+    )
+    assert signal.getsignal(signal.SIGINT) is not None
