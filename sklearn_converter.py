@@ -365,18 +365,23 @@ def verify(
 
 
 def interleaved_medians(
-    calls: Sequence[Callable[[], object]], repeats: int, warmup: int = 5
+    calls: Sequence[Callable[[], object]], repeats: int, warmup: int = 5, rounds: int = 10
 ) -> list[float]:
-    """Return each call's median wall time, timing the calls in turn so noise hits all alike."""
+    """Return each call's median wall time; the calls take turns, so noise hits them alike."""
     for _ in range(warmup):
         for call in calls:
             call()
+    # Turns of several calls, not one: a call made just after the other library's finds the CPU
+    # caches full of that library's data (a forest's one-row run took 5 µs alone, 45 µs that
+    # way). The first call of each turn pays that; the median over the turn's calls does not.
+    per_turn = max(1, repeats // rounds)
     timings: list[list[float]] = [[] for _ in calls]
-    for _ in range(repeats):
+    for _ in range(max(1, repeats // per_turn)):
         for call, times in zip(calls, timings, strict=True):
-            start = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - start)
+            for _ in range(per_turn):
+                start = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - start)
     return [statistics.median(times) for times in timings]
 
 

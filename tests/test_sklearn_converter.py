@@ -349,12 +349,14 @@ def test_benchmark_prints_measured_speed_ups_and_session_cost(tmp_path, capsys):
     assert "logistic regression predict_proba" in out
 
 
-def test_interleaved_medians_times_every_call_in_turn():
+def test_interleaved_medians_times_the_calls_in_turns():
     order = []
     medians = sc.interleaved_medians(
-        [lambda: order.append("a"), lambda: order.append("b")], repeats=3, warmup=1
+        [lambda: order.append("a"), lambda: order.append("b")], repeats=4, warmup=1, rounds=2
     )
-    assert order == ["a", "b"] * 4 and len(medians) == 2 and min(medians) >= 0
+    # One warm-up call each, then two turns of two calls each: noise falls on both alike.
+    assert order == ["a", "b"] + ["a", "a", "b", "b"] * 2
+    assert len(medians) == 2 and min(medians) >= 0
 
 
 # --- The command line ---------------------------------------------------------------------------
