@@ -527,7 +527,11 @@ def describe_row(row: pd.Series) -> str:
     if row.isna().all():
         return "every value missing"
     return ", ".join(
-        f"{name} {value:g}" if isinstance(value, float | np.floating) else f"{name} {value}"
+        f"{name} missing"
+        if pd.isna(value)
+        else f"{name} {value:g}"
+        if isinstance(value, float | np.floating)
+        else f"{name} {value}"
         for name, value in row.items()
     )
 

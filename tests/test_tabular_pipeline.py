@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pandas as pd
 import pytest
 import skl2onnx._supported_operators
@@ -444,3 +445,19 @@ def test_deployment_needs_only_pandas_numpy_and_onnxruntime(
         json.loads(probabilities), pipeline.predict_proba(filled)[:, 1], atol=tp.ATOL
     )
     assert imported == "[]"
+
+
+def test_every_seed_from_0_to_20_verifies_with_the_smallest_table() -> None:
+    # The fragile case: 100 rows, so rare categories are often absent from training.
+    tp.register_debt_to_income()
+    for seed in range(21):
+        frame, target, _ = tp.make_table(tp.MIN_ROWS, seed)
+        filled = tp.fill_missing_categories(frame)
+        pipeline = tp.make_pipeline().fit(filled[:75], target[:75])
+        model = tp.convert(pipeline, filled[:1])
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        rows = pd.concat([frame[75:], tp.edge_rows()])  # held-out rows and the new ones
+        labels, probabilities = tp.predict_frame(session, rows)
+        assert tp.verify(f"seed {seed}", pipeline, rows, labels, probabilities) <= tp.ATOL
