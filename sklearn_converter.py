@@ -412,8 +412,8 @@ def print_benchmark(results: list[dict[str, Any]], data: Split, seed: int) -> No
     """Print the benchmark tables, then how one row served by ONNX Runtime compares."""
     x_train, x_test, y_train, _ = data
     print(
-        f"\nBenchmark: median time per call, scikit-learn and ONNX Runtime timed in turn; "
-        f"ONNX Runtime with {BENCHMARK_THREADS} intra-op thread"
+        "\nBenchmark: median time per call, scikit-learn and ONNX Runtime timed in alternating"
+        f" turns; ONNX Runtime with {BENCHMARK_THREADS} intra-op thread"
     )
     print("   model                  batch   scikit-learn   ONNX Runtime  speed-up")
     one_row: dict[str, tuple[float, float]] = {}
