@@ -5,6 +5,7 @@ process shows (hash seeds, output encodings, Ctrl-C, a closed pipe, blocked impo
 """
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -276,9 +277,14 @@ def test_the_blocking_in_that_test_really_blocks():
 def test_default_run_shows_session_creation_next_to_per_call_cost(tmp_path, capsys):
     assert sc.main(["--model", "decision_tree", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    (line,) = [line for line in out.splitlines() if "rough single timings" in line]
-    assert "creating the session" in line and "(once per process)" in line
-    assert "run() on 45 rows" in line and "on 1 row" in line
+    (line,) = [line for line in out.splitlines() if line.startswith("   rough timings: ")]
+    match = re.search(
+        r"creating the session ([\d.]+) ms \(once per process\), the first run\(\) on 45 rows "
+        r"(\d+) µs, run\(\) on 1 row ([\d.]+) µs \(median of 20 calls\)$",
+        line,
+    )
+    assert match is not None, line
+    assert all(float(value) > 0 for value in match.groups())
 
 
 # --- Byte-identical files -----------------------------------------------------------------------
