@@ -557,6 +557,7 @@ def save(model: onnx.ModelProto, path: Path, external_data: bool) -> list[Path]:
 
 def print_external_tensors(model: onnx.ModelProto) -> None:
     """Print where each external tensor's bytes are, and which tensors stayed inside the .onnx."""
+    print("   the .onnx holds the graph; each large tensor in it names where its bytes are:")
     inside = []
     for tensor in model.graph.initializer:
         shape = ",".join(map(str, tensor.dims))
@@ -573,6 +574,10 @@ def print_external_tensors(model: onnx.ModelProto) -> None:
             f"   {', '.join(inside)}: under {EXTERNAL_DATA_THRESHOLD} bytes each, kept inside the "
             ".onnx"
         )
+    print(
+        "   a location is relative to the .onnx file's folder: keep the two files together and\n"
+        "   load the model by its path (onnx.load(path), onnxruntime.InferenceSession(path))"
+    )
 
 
 # --- 3. Check ------------------------------------------------------------------------------------
