@@ -187,6 +187,30 @@ def test_knn_tied_rows_are_left_out_counted_and_explained(seed, tmp_path, capsys
     )
 
 
+def test_knn_over_81_seeds_every_disagreement_is_on_a_tied_row():
+    # The facts in docs/sklearn_converter.md: over seeds 0 to 80, ONNX Runtime and scikit-learn
+    # disagree on one row for 4 seeds, and each of those rows is among the 41 left out as tied.
+    disagreeing_seeds, tied_total = [], 0
+    for seed in range(81):
+        x_train, x_test, y_train, _ = sc.load_iris_split(seed)
+        classifier = sc.make_classifier("knn", seed).fit(x_train, y_train)
+        model = sc.convert(classifier, x_train.shape[1]).SerializeToString()
+        session = sc.ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        labels, probabilities = sc.predict(session, x_test)
+        tied = sc.tied_rows(classifier, x_test, y_train)
+        tied_total += int(tied.sum())
+        expected = classifier.predict_proba(x_test)
+        differs = (labels != classifier.predict(x_test)) | np.any(
+            np.abs(probabilities - expected) > sc.ATOL, axis=1
+        )
+        if differs.any():
+            disagreeing_seeds.append(seed)
+        assert not (differs & ~tied).any(), f"seed {seed}: a row that is not tied differs"
+        sc.verify("knn", classifier, x_test, labels, probabilities, tied)
+    assert disagreeing_seeds == list(KNN_TIE_SEEDS)
+    assert tied_total == 41
+
+
 def test_knn_disagreement_on_a_row_that_is_not_tied_still_fails(tmp_path):
     x_train, x_test, y_train, _ = sc.load_iris_split(6)
     classifier = sc.make_classifier("knn", 6).fit(x_train, y_train)
