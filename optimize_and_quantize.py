@@ -614,10 +614,9 @@ def check_int8(name: str, accuracy: float, float_accuracy: float, agreement: flo
 
 
 def quantize_models(
-    float_path: Path, x_train: np.ndarray, seed: int, folder: Path
+    preprocessed: Path, x_train: np.ndarray, seed: int, folder: Path
 ) -> dict[str, Path]:
-    """Preprocess, then quantize dynamically and statically; return the int8 files in folder."""
-    preprocessed = preprocess(float_path, folder)
+    """Quantize a preprocessed model dynamically and statically; return the int8 files."""
     return {
         "dynamic int8": quantize_dynamic_int8(preprocessed, folder),
         "static int8": quantize_static_int8(
@@ -675,6 +674,53 @@ def print_quantization(results: dict[str, dict[str, float]], test_rows: int) -> 
     print(
         f"   (latency: median per call, 1 thread; accuracy on the {test_rows} test rows;\n"
         "   agreement and difference against the float32 model's labels and probabilities)"
+    )
+
+
+def print_executed_int8(paths: dict[str, Path], folder: Path) -> None:
+    """Print the graph ONNX Runtime runs (level all) for each int8 file, and what it means."""
+    print("   What ONNX Runtime runs (level all) for each int8 file:")
+    for index, name in enumerate(("dynamic int8", "static int8")):
+        stored = len(onnx.load(paths[name]).graph.node)
+        target = folder / f"executed{index}.onnx"
+        executed = node_sequence(executed_graph(paths[name], LEVELS["all"], target))
+        print(f"   {name}: {stored} nodes in the file, {len(executed)} run: " + " ".join(executed))
+    print(
+        "   dynamic: each quantized product becomes com.microsoft:DynamicQuantizeMatMul, which\n"
+        "   measures its float32 input's range on every call; activations stay float32.\n"
+        "   static: each QuantizeLinear/DequantizeLinear sandwich around a Gemm becomes\n"
+        "   com.microsoft:QGemm, int8 in and int8 out, with ranges fixed at calibration; the\n"
+        "   quantizer dropped the Relus, because an int8 range that starts at 0 clips like one."
+    )
+
+
+def print_noise_calibration(
+    preprocessed: Path,
+    float_path: Path,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    seed: int,
+    folder: Path,
+) -> None:
+    """Quantize statically on training rows and on two kinds of noise; print the fidelity."""
+    x_train, x_test, _, y_test = data
+    print("\n   Calibrating the static model on random noise instead of training rows:")
+    float_labels, float_probabilities = run(load_session(float_path, threads=1), x_test)
+    calibrations = {"training rows": calibration_rows(x_train, CALIBRATION_ROWS, seed)}
+    calibrations |= noise_rows(CALIBRATION_ROWS, seed)
+    for index, (name, rows) in enumerate(calibrations.items()):
+        path = quantize_static_int8(preprocessed, rows, folder, f"calibration{index}")
+        accuracy, agreement, difference = fidelity(
+            load_session(path, threads=1), x_test, y_test, float_labels, float_probabilities
+        )
+        print(
+            f"   {name:<17} accuracy {accuracy:.4f}, agreement {100 * agreement:6.2f}%, "
+            f"largest probability difference {difference:.4f}"
+        )
+    print(
+        "   Static quantization fixes each activation's int8 range from the calibration data.\n"
+        "   Noise in [0, 1) never shows pixels above 1: every real pixel above 1 saturates.\n"
+        "   Noise over the right range happens to cover this small network's activations; a\n"
+        "   representative sample of real inputs is the only choice that is right by design."
     )
 
 
@@ -807,7 +853,8 @@ def lesson(args: argparse.Namespace, work: Path) -> None:
         f"   dynamic: weights int8 in the file, activations quantized at run time\n"
         f"   static:  QDQ format, activation ranges calibrated on {CALIBRATION_ROWS} training rows"
     )
-    quantized = quantize_models(float_path, x_train, args.seed, work)
+    preprocessed = preprocess(float_path, work)
+    quantized = quantize_models(preprocessed, x_train, args.seed, work)
     paths = {"float32": float_path}
     for name, file_name in (("dynamic int8", DYNAMIC_FILE), ("static int8", STATIC_FILE)):
         paths[name] = args.output_dir / file_name
@@ -826,40 +873,8 @@ def lesson(args: argparse.Namespace, work: Path) -> None:
         f"accuracy and agreeing on at least {100 * MIN_AGREEMENT:g}% of the labels"
     )
     print("   wrote " + ", ".join(str(paths[name]) for name in ("dynamic int8", "static int8")))
-    print("   What ONNX Runtime runs (level all) for each int8 file:")
-    for index, name in enumerate(("dynamic int8", "static int8")):
-        stored = len(onnx.load(paths[name]).graph.node)
-        executed = node_sequence(executed_graph(paths[name], LEVELS["all"], work / f"{index}.onnx"))
-        print(f"   {name}: {stored} nodes in the file, {len(executed)} run: " + " ".join(executed))
-    print(
-        "   dynamic: each quantized product becomes com.microsoft:DynamicQuantizeMatMul, which\n"
-        "   measures its float32 input's range on every call; activations stay float32.\n"
-        "   static: each QuantizeLinear/DequantizeLinear sandwich around a Gemm becomes\n"
-        "   com.microsoft:QGemm, int8 in and int8 out, with ranges fixed at calibration; the\n"
-        "   quantizer dropped the Relus, because an int8 range that starts at 0 clips like one."
-    )
-
-    print("\n   Calibrating the static model on random noise instead of training rows:")
-    preprocessed = work / "preprocessed.onnx"
-    float_session = load_session(float_path, threads=1)
-    float_labels, float_probabilities = run(float_session, x_test)
-    calibrations = {"training rows": calibration_rows(x_train, CALIBRATION_ROWS, args.seed)}
-    calibrations |= noise_rows(CALIBRATION_ROWS, args.seed)
-    for index, (name, rows) in enumerate(calibrations.items()):
-        path = quantize_static_int8(preprocessed, rows, work, f"calibration{index}")
-        accuracy, agreement, difference = fidelity(
-            load_session(path, threads=1), x_test, data[3], float_labels, float_probabilities
-        )
-        print(
-            f"   {name:<17} accuracy {accuracy:.4f}, agreement {100 * agreement:6.2f}%, "
-            f"largest probability difference {difference:.4f}"
-        )
-    print(
-        "   Static quantization fixes each activation's int8 range from the calibration data.\n"
-        "   Noise in [0, 1) never shows pixels above 1: every real pixel above 1 saturates.\n"
-        "   Noise over the right range happens to cover this small network's activations; a\n"
-        "   representative sample of real inputs is the only choice that is right by design."
-    )
+    print_executed_int8(paths, work)
+    print_noise_calibration(preprocessed, float_path, data, args.seed, work)
 
     if args.benchmark:
         print(f"\nBenchmark goals ({repeats[0]}/{repeats[1]} interleaved repeats, 1 thread)")
