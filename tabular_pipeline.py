@@ -1,31 +1,29 @@
 """A real table in ONNX: numbers with gaps, categories as strings, and a converter of our own.
 
-Real tabular models take a table, not a float matrix: numbers with missing values, categories
-stored as strings, categories at prediction time that training never saw, and a preprocessing
-step nobody has written a converter for. This lesson builds such a table in code (pandas, seeded,
-no download), trains a scikit-learn pipeline on it, and serves it with ONNX Runtime alone:
+Real tabular models take a table: numbers with missing values, categories stored as strings,
+categories that training never saw, and a preprocessing step nobody wrote a converter for. This
+lesson builds such a table in code (pandas, seeded, no download), trains a scikit-learn pipeline
+on it, and serves it with ONNX Runtime alone:
 
-1. Build:   loan applications with a known default rule plus noise: numbers in float32 with
-            NaN gaps, string categories with NaN gaps, one category with rare values.
+1. Build:   loan applications from a known rule plus noise; float32 numbers and string categories,
+            both with NaN gaps, and one category with rare values.
 2. Train:   a ColumnTransformer (numbers imputed and scaled; our own ``DebtToIncome`` step; strings
-            filled and one-hot encoded with ``handle_unknown='ignore'``), then LogisticRegression.
-3. Convert: ``to_onnx(pipeline, frame[:1])``: one ONNX input per column, named after it, float or
-            string. skl2onnx first refuses ``DebtToIncome`` (MissingShapeCalculator); we register
-            a shape calculator and a converter written with ONNX operators (Split, Div).
-4. Check, 5. Save ``<output-dir>/tabular_pipeline.onnx`` atomically, 6. Load it in a session.
-7. Run and verify: ``predict_frame`` turns a DataFrame into one [N, 1] array per column and runs
-   the session (it needs pandas, numpy and onnxruntime only). On held-out rows, rows with gaps and
-   rows with categories never seen in training, labels equal ``predict`` and probabilities match
-   ``predict_proba`` within ATOL. A mismatch exits with 1.
+            filled and one-hot encoded, ``handle_unknown='ignore'``), then LogisticRegression.
+3. Convert: ``to_onnx(pipeline, frame[:1])`` gives one ONNX input per column, named after it, float
+            or string. skl2onnx first refuses ``DebtToIncome`` (MissingShapeCalculator), so we
+            register a shape calculator and a converter written with ONNX operators (Split, Div).
+4. Check, 5. Save ``<output-dir>/tabular_pipeline.onnx`` atomically, 6. Load it into a session.
+7. Run and verify: ``predict_frame`` (pandas, numpy and onnxruntime only) feeds one [N, 1] array
+   per column. On held-out rows and new rows with gaps and unseen categories, labels must equal
+   ``predict`` and probabilities match ``predict_proba`` within ATOL; a mismatch exits with 1.
 
-The custom converter is the converter-side twin of neural_network.py's custom operator. There,
-ONNX itself learns a new operator (a function in a domain of our own, shipped in the model file).
-Here, skl2onnx learns a new scikit-learn class and writes it with standard operators, so the file
-holds nothing new and any ONNX runtime runs it; the extension lives in the converting code.
+The converter is the twin of neural_network.py's custom operator. There, ONNX learns a new operator
+(a function in a domain of our own, shipped in the file); here, skl2onnx learns a new scikit-learn
+class and writes it with standard operators: the file holds nothing new, any runtime runs it.
 
-The classifier is LogisticRegression: the rule is logistic, it converts exactly, it trains in
-milliseconds, and its probabilities are smooth. A tree ensemble compares features with thresholds,
-and a float32 ratio can fall on the other side of one: labels would flip on a few rows.
+LogisticRegression suits the lesson: the rule is logistic, it converts exactly, trains in a few
+Newton steps, and its probabilities are smooth. A tree compares features with thresholds, and a
+float32 ratio can fall on the other side of one, flipping a label.
 
     python tabular_pipeline.py                      # 2000 rows, seed 0, writes models/
     python tabular_pipeline.py --rows 500 --seed 7 --output-dir /tmp/models
@@ -34,6 +32,7 @@ and a float32 ratio can fall on the other side of one: labels would flip on a fe
 from __future__ import annotations
 
 import argparse
+import collections
 import errno
 import os
 import platform
@@ -312,10 +311,11 @@ def debt_to_income_converter(scope: Any, operator: Any, container: Any) -> None:
 def show_missing_converter(pipeline: Any, example: pd.DataFrame) -> str:
     """Try the conversion before registering DebtToIncome; return what skl2onnx says."""
     from skl2onnx import to_onnx
+    from skl2onnx.common.exceptions import MissingShapeCalculator
 
     try:
         to_onnx(pipeline, example, target_opset=TARGET_OPSET)
-    except RuntimeError as error:  # MissingShapeCalculator derives from RuntimeError
+    except MissingShapeCalculator as error:
         return f"{type(error).__name__}: {str(error).splitlines()[0]}"
     return "it converted: DebtToIncome was already registered earlier in this process"
 
@@ -372,8 +372,6 @@ def describe_value(value: Any) -> str:
 
 def check(model: onnx.ModelProto) -> None:
     """Validate the model and print its inputs, outputs, opsets and operators."""
-    import collections
-
     import onnx
 
     onnx.checker.check_model(model, full_check=True)
@@ -508,6 +506,7 @@ def compare_one_hot(pipeline: Any, rows: pd.DataFrame) -> list[str]:
     sklearn_features = preprocess.transform(filled)
     encoder = preprocess.named_transformers_["category"].named_steps["onehot"]
     lines = []
+    # The category branch comes last in the ColumnTransformer, so its blocks end the matrix.
     start = len(preprocess.get_feature_names_out()) - sum(map(len, encoder.categories_))
     for column, categories in zip(CATEGORY_COLUMNS, encoder.categories_, strict=True):
         block = slice(start, start + len(categories))
@@ -534,6 +533,33 @@ def describe_row(row: pd.Series) -> str:
         else f"{name} {value}"
         for name, value in row.items()
     )
+
+
+def run_and_verify(
+    session: ort.InferenceSession,
+    pipeline: Any,
+    name: str,
+    rows: pd.DataFrame,
+    train_frame: pd.DataFrame,
+) -> np.ndarray:
+    """Run the session on rows, verify against the pipeline, report; return the probabilities."""
+    labels, probabilities = predict_frame(session, rows)
+    difference = verify(name, pipeline, rows, labels, probabilities)
+    print(
+        f"   {len(rows)} {name} ({describe_gaps(rows, train_frame)}): labels equal "
+        f"predict, largest probability difference {difference:.2g}"
+    )
+    return probabilities
+
+
+def show_new_rows(pipeline: Any, new: pd.DataFrame, probabilities: np.ndarray) -> None:
+    """Print the new rows with ONNX Runtime's P(default), then their checked one-hot blocks."""
+    print("   the new rows, and P(default) from ONNX Runtime:")
+    for row in range(len(new)):
+        print(f"     {row + 1}. {probabilities[row, 1]:.4f}  {describe_row(new.iloc[row])}")
+    print("   their one-hot blocks (rows 1, 2, 3), equal in ONNX Runtime and scikit-learn:")
+    for line in compare_one_hot(pipeline, new):
+        print("     " + line)
 
 
 # --- Command line --------------------------------------------------------------------------------
@@ -655,20 +681,10 @@ def main(argv: list[str] | None = None) -> int:
         print("   predict_frame: DataFrame -> one [N, 1] array per input -> session.run")
 
         print(f"\n7. Run and verify against scikit-learn (probabilities within atol={ATOL:g})")
+        run_and_verify(session, pipeline, "held-out rows", test_frame, train_frame)
         new = edge_rows()
-        for name, rows in (("held-out rows", test_frame), ("new rows", new)):
-            labels, probabilities = predict_frame(session, rows)
-            difference = verify(name, pipeline, rows, labels, probabilities)
-            print(
-                f"   {len(rows)} {name} ({describe_gaps(rows, train_frame)}): labels equal "
-                f"predict, largest probability difference {difference:.2g}"
-            )
-        print("   the new rows, and P(default) from ONNX Runtime:")
-        for row in range(len(new)):
-            print(f"     {row + 1}. {probabilities[row, 1]:.4f}  {describe_row(new.iloc[row])}")
-        print("   their one-hot blocks (rows 1, 2, 3), equal in ONNX Runtime and scikit-learn:")
-        for line in compare_one_hot(pipeline, new):
-            print("     " + line)
+        probabilities = run_and_verify(session, pipeline, "new rows", new, train_frame)
+        show_new_rows(pipeline, new, probabilities)
 
         print(f"\nVerified: {path} agrees with scikit-learn on every row.")
         print_versions()

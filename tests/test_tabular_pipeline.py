@@ -311,6 +311,11 @@ def test_main_reports_each_step_and_verifies(
         "already registered" in out
     )
     assert "labels equal predict, largest probability difference" in out
+    assert (
+        "3 new rows (2 with a missing number, 1 with a missing category, 2 with a category never "
+        "seen in training): labels equal predict"
+    ) in out
+    assert re.search(r"\n     1\. 0\.\d{4}  every value missing\n", out)
     assert "\nVerified: " in out and "pandas 3." in out
     assert (tmp_path / tp.MODEL_FILE).is_file()
 
