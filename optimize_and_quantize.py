@@ -826,7 +826,9 @@ def lesson(args: argparse.Namespace, work: Path) -> None:
     )
     print(f"\n0. Train an MLPClassifier {widths}, convert it, save it, load it back and verify")
     classifier = train_classifier(x_train, y_train, args.seed, hidden)
-    print(f"   trained in {classifier.steps[-1][1].n_iter_} epochs")
+    epochs = classifier.steps[-1][1].n_iter_
+    limit = " (the limit: not converged, verified all the same)" if epochs == MAX_ITERATIONS else ""
+    print(f"   trained in {epochs} epochs{limit}")
     model = convert(classifier)
     print("   converted with skl2onnx, pixel scaling as Mul: " + " ".join(node_sequence(model)))
     size = write_atomically(model.SerializeToString(), float_path)
