@@ -443,3 +443,32 @@ def test_int8_check_failure_exits_1_with_the_figures(
     captured = capsys.readouterr()
     assert captured.err.startswith("error: verification failed: dynamic int8: labels agree")
     assert "fewer than 101%" in captured.err and "Verified" not in captured.out
+
+
+def test_output_dir_that_is_a_file_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    assert oq.main(["--output-dir", str(tmp_path / "file")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: the output folder is not a folder: ")
+    assert captured.err.count("\n") == 1 and captured.out == ""
+
+
+def test_benchmark_goals_say_reached_or_not_with_the_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def model(size: int, seconds: float) -> dict[str, float]:
+        return {"bytes": size, "batch large": seconds}
+
+    oq.print_goals(
+        {
+            "float32": model(350_000, 1.0e-3),
+            "dynamic int8": model(90_000, 0.6e-3),
+            "static int8": model(110_000, 0.4e-3),
+        }
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("2.50x, reached")
+    assert lines[1].endswith("3.89x, reached")
+    assert lines[2].endswith("3.18x, NOT reached")
