@@ -25,7 +25,7 @@ POSIX_ONLY = pytest.mark.skipif(
     sys.platform == "win32", reason="needs POSIX signals and pipes (SIGINT, EPIPE)"
 )
 # Seeds for the sweep over every family: the ends of the range and a few in between.
-SWEEP_SEEDS = (0, 1, 2, 3, 4, 5, sc.SEED_MAX)
+SWEEP_SEEDS = (0, 1, 2, 3, sc.SEED_MAX)
 # Seeds where ONNX Runtime and scikit-learn picked different k-th neighbours (issue #8, item 1).
 KNN_TIE_SEEDS = (6, 8, 19, 76)
 
