@@ -19,10 +19,9 @@ evaluator, then inline the functions as a runtime does and compare the flat grap
 
 Past 2 GB: one protobuf message cannot exceed 2 GiB, so large models keep their weights in a
 separate file, ONNX's *external data*: each big tensor in the .onnx says only where its bytes are
-(``location``, ``offset``, ``length``), and ``location`` is resolved relative to the .onnx file's
-folder. ``--external-data`` does that for any size; above 2 GiB the script does it by itself. Load
-such a model by its path (``onnx.load(path)``, ``ort.InferenceSession(path)``), never from bytes,
-and keep the two files together.
+(``location``, ``offset``, ``length``), ``location`` relative to the .onnx file's folder.
+``--external-data`` does that at any size, and past 2 GiB the script does it by itself. Keep the two
+files together and load the model by its path (``onnx.load(path)``, ``InferenceSession(path)``).
 
     python neural_network.py                          # layers 4,16,16,3, seed 0
     python neural_network.py --layers 8,32,32,32,32,2 --train
@@ -209,11 +208,10 @@ def numpy_forward(
     for index, (w, b) in enumerate(zip(weights, biases, strict=True)):
         # Slices of rows of W: a float64 copy of a whole large layer would double its memory.
         step = max(1, CHUNK_ELEMENTS // w.shape[1])
-        total = np.zeros((len(activations), w.shape[1]), dtype)
-        for start in range(0, w.shape[0], step):
-            total += activations[:, start : start + step] @ w[start : start + step].astype(
-                dtype, copy=False
-            )
+        total = activations[:, :step] @ w[:step].astype(dtype, copy=False)
+        for start in range(step, w.shape[0], step):
+            chunk = w[start : start + step].astype(dtype, copy=False)
+            total += activations[:, start : start + step] @ chunk
         activations = total + b.astype(dtype, copy=False)
         if index < len(weights) - 1:
             activations = np.maximum(activations, 0.0)
@@ -947,8 +945,14 @@ def introduce(args: argparse.Namespace) -> None:
     print(f"\n1. Build: operators Dense and DenseRelu in domain {DOMAIN!r}, one call per layer")
 
 
-def print_versions(with_sklearn: bool) -> None:
-    """Print the versions this run used, so a pasted report can be reproduced."""
+def conclude(files: list[Path], reference_name: str, with_sklearn: bool) -> None:
+    """Print the verdict with the files written, and the versions this run used."""
+    names = " and ".join(str(file) for file in files)
+    print(
+        f"\nVerified: {names} {'agrees' if len(files) == 1 else 'agree'} with {reference_name} "
+        "and the reference evaluator."
+    )
+    # The versions make a pasted report reproducible.
     line = (
         f"Versions: Python {platform.python_version()}, numpy {np.__version__}, "
         f"onnx {onnx.__version__}, onnxruntime {ort.__version__}"
@@ -987,12 +991,7 @@ def main(argv: list[str] | None = None) -> int:
         inlined = inline_and_compare(skeleton, weights, biases, rows, probabilities)
         if args.benchmark:
             benchmark(path, inlined, weights, biases, args.seed)
-        names = " and ".join(str(file) for file in files)
-        print(
-            f"\nVerified: {names} {'agrees' if len(files) == 1 else 'agree'} with {reference[0]} "
-            "and the reference evaluator."
-        )
-        print_versions(with_sklearn=args.train)
+        conclude(files, reference[0], with_sklearn=args.train)
         sys.stdout.flush()  # a closed pipe surfaces here at the latest, inside the handlers
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
