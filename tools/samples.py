@@ -20,6 +20,7 @@ Linux x86_64; another platform's BLAS may round the last digits of a difference 
     python tools/samples.py              # rewrite every sample in README.md and docs/*.md
     python tools/samples.py --check      # compare instead; exit 1 and show the first difference
     python tools/samples.py --skip-benchmarks   # leave out commands with --benchmark (slow)
+    python tools/samples.py --only "neural_network.py --train"   # the commands containing this
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare instead of rewriting")
     parser.add_argument("--skip-benchmarks", action="store_true", help="leave out --benchmark")
+    parser.add_argument("--only", metavar="TEXT", help="only the commands that contain TEXT")
     args = parser.parse_args(argv)
     status = 0
     for page in PAGES:
@@ -147,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         # Rewrite from the end of the page, so earlier offsets stay valid.
         for sample in reversed(find_samples(page)):
             if sample.by_hand or (args.skip_benchmarks and "--benchmark" in sample.command):
+                continue
+            if args.only is not None and args.only not in sample.command:
                 continue
             print(f"{page.relative_to(ROOT)}: {sample.command}", flush=True)
             fresh = run_sample(sample)
