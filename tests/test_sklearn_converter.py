@@ -4,6 +4,9 @@ In-process tests call the step functions with small settings; subprocess tests c
 process shows (hash seeds, output encodings, Ctrl-C, a closed pipe, blocked imports).
 """
 
+import builtins
+import errno
+import io
 import os
 import re
 import subprocess
@@ -11,6 +14,7 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
+from typing import IO, Any, Self
 
 import numpy as np
 import onnx
@@ -20,6 +24,8 @@ from onnx import TensorProto
 import sklearn_converter as sc
 
 ROOT = Path(__file__).resolve().parent.parent
+# What the converted fixture holds per family: the fitted classifier, its model and its file.
+Converted = dict[str, tuple[Any, onnx.ModelProto, Path]]
 SCRIPT = ROOT / "sklearn_converter.py"
 POSIX_ONLY = pytest.mark.skipif(
     sys.platform == "win32", reason="needs POSIX signals and pipes (SIGINT, EPIPE)"
@@ -145,6 +151,32 @@ def test_saved_file_has_float32_dynamic_input_and_plain_tensor_outputs(name, con
     assert domains == sorted(set(domains)) and "" in domains
     for opset in model.opset_import:
         assert opset.version <= sc.TARGET_OPSET[opset.domain if opset.domain else ""]
+
+
+def stated_in_concepts(pattern: str) -> tuple[int, ...]:
+    """Return the numbers docs/concepts.md states where pattern matches (prose may wrap)."""
+    text = " ".join((ROOT / "docs" / "concepts.md").read_text(encoding="utf-8").split())
+    match = re.search(pattern, text)
+    if match is None:
+        pytest.fail(f"docs/concepts.md no longer matches {pattern!r}: update this test with it")
+    return tuple(int(group) for group in match.groups())
+
+
+def test_every_family_declares_the_versions_docs_concepts_states(converted: Converted) -> None:
+    # The page's figures, not the script's constants (tests/test_versions_stated_in_docs.py reads
+    # the same sentences and checks one file written by main, whatever IR skl2onnx would pick).
+    opset, ir_version = stated_in_concepts(
+        r"\*\*opset (\d+)\*\* of the default domain and \*\*IR version (\d+)"
+    )
+    (iris_ml,) = stated_in_concepts(r"Iris models declare `ai\.onnx\.ml` (\d+)")
+    for name in sc.MODELS:
+        model = onnx.load(converted[name][2])
+        declared = {o.domain: o.version for o in model.opset_import}
+        expected = {"": opset, "ai.onnx.ml": iris_ml}
+        assert (declared, model.ir_version) == (expected, ir_version), (
+            f"sklearn_{name}.onnx declares {declared}, IR version {model.ir_version}; "
+            f"docs/concepts.md states {expected}, IR version {ir_version}"
+        )
 
 
 def test_summary_describes_a_zipmap_output_by_its_kind(iris):
@@ -282,6 +314,82 @@ def test_deployment_side_needs_only_onnxruntime_and_numpy(iris, converted):
     assert result.returncode == 0, result.stderr
     expected = classifier.predict(x_test[:5]).tolist()
     assert result.stdout.strip() == f"{expected} (5, 3) {expected[:1]}"
+
+
+def test_predict_takes_float64_rows_as_numpy_makes_them(
+    iris: sc.Split, converted: Converted
+) -> None:
+    # NumPy's default dtype is float64 (np.array([[5.1, 3.5, 1.4, 0.2]])); the model's input is
+    # float32. The deployment function is what a user calls: it must accept both, with one answer.
+    _, x_test, _, _ = iris
+    session = sc.load_session(converted[sc.DEFAULT_MODEL][2])
+    rows = x_test.astype(np.float64)
+    try:
+        labels, probabilities = sc.predict(session, rows)
+    except Exception as error:  # onnxruntime's InvalidArgument when the cast is missing
+        pytest.fail(f"predict refused float64 rows, NumPy's default dtype: {error}")
+    expected_labels, expected_probabilities = sc.predict(session, x_test)
+    np.testing.assert_array_equal(labels, expected_labels, "labels of float64 rows differ")
+    np.testing.assert_array_equal(
+        probabilities, expected_probabilities, "probabilities of float64 rows differ"
+    )
+    one_label, _ = sc.predict(session, np.array([x_test[0].tolist()]))  # a row typed by hand
+    assert one_label.tolist() == expected_labels[:1].tolist(), "a hand-typed row is misread"
+
+
+class FullDiskFile:
+    """A file whose first write stores half the bytes and then fails, as on a full disk."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data).cast("B")
+        self._stream.write(view[: len(view) // 2])
+        self._stream.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stream.close()
+
+
+def test_a_save_that_fails_halfway_leaves_the_previous_model_whole(
+    converted: Converted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server may load sklearn_<name>.onnx at any moment: a save that dies halfway (a full disk,
+    # Ctrl-C, a crash) must leave the previous model there, complete, and no stray file beside it.
+    path = tmp_path / "sklearn_model.onnx"
+    previous = converted["decision_tree"][2].read_bytes()
+    path.write_bytes(previous)
+    real_open = io.open
+
+    def open_on_a_full_disk(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        stream = real_open(file, mode, *args, **kwargs)
+        return FullDiskFile(stream) if any(flag in mode for flag in "wax+") else stream
+
+    # Every way Python opens a file for writing goes through one of these two names: open(),
+    # Path.write_bytes / Path.open (io.open), os.fdopen (io.open), onnx.save (open).
+    monkeypatch.setattr(io, "open", open_on_a_full_disk)
+    monkeypatch.setattr(builtins, "open", open_on_a_full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        sc.save_model(converted["random_forest"][1], path)
+    monkeypatch.undo()
+
+    assert path.read_bytes() == previous, (
+        f"a save that failed halfway left {path.name} with {path.stat().st_size} bytes instead "
+        f"of the previous model's {len(previous)}"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "the failed save left a file"
+    sc.load_session(path)  # the previous model still serves
+    # And a save that succeeds replaces it whole.
+    sc.save_model(converted["random_forest"][1], path)
+    assert path.read_bytes() == converted["random_forest"][2].read_bytes()
 
 
 def test_the_blocking_in_that_test_really_blocks():
@@ -494,6 +602,30 @@ def test_a_row_that_changes_class_is_reported_as_a_label_disagreement(
     assert capsys.readouterr().err == (
         "error: verification failed: logistic_regression: 1 of 45 labels differ from predict\n"
     )
+
+
+def test_reference_off_by_a_thousandth_fails_while_float32_rounding_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Float32 against float64 moves a probability by up to 7e-7 (docs/sklearn_converter.md's
+    # summary); a model that is off by 1e-3 is wrong. The tolerance must tell the two apart.
+    from sklearn.naive_bayes import GaussianNB
+
+    real_predict_proba = GaussianNB.predict_proba
+    args = ["--model", "naive_bayes", "--output-dir", str(tmp_path)]
+    for shift, status in ((1e-6, 0), (1e-3, 1)):
+        monkeypatch.setattr(
+            GaussianNB, "predict_proba", lambda self, x, s=shift: real_predict_proba(self, x) + s
+        )
+        seen = sc.main(args)
+        assert seen == status, f"verification of a reference off by {shift:g} exited {seen}"
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "error: verification failed: naive_bayes: probabilities differ from predict_proba by up to "
+        "0.001 "
+    ), captured.err
+    assert captured.err.count("\n") == 1
+    assert captured.out.count("\nVerified 1 model(s)") == 1  # the 1e-6 run only
 
 
 # --- Ctrl-C -------------------------------------------------------------------------------------
