@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -311,6 +312,149 @@ def test_verification_failure_exits_1(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("error: verification failed: batch 1, ONNX Runtime vs NumPy")
     assert err.count("\n") == 1
+
+
+def test_compare_labels_fails_on_a_clear_disagreement_and_allows_only_a_near_tie() -> None:
+    # Row 0 is clear (0.9 against 0.05), row 1 too, row 2 a near-tie of its top two.
+    probabilities = np.array(
+        [[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.5, 0.5 - nn.ATOL / 2, nn.ATOL / 2]]
+    )
+    expected = np.array([0, 1, 0])
+    assert nn.compare_labels("agree", expected.copy(), expected, probabilities) == 0
+    assert nn.compare_labels("near-tie", np.array([0, 1, 1]), expected, probabilities) == 1
+    for name, actual in (("clear", [0, 2, 0]), ("clear and near-tie", [0, 2, 1])):
+        try:
+            nn.compare_labels(name, np.array(actual), expected, probabilities)
+        except AssertionError as error:
+            assert str(error) == (
+                f"{name}: 1 of 3 labels differ where the top two probabilities are not tied"
+            )
+        else:
+            pytest.fail(f"compare_labels accepted labels {actual} against {expected.tolist()}")
+
+
+def test_reference_labels_that_disagree_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The NumPy reference's probabilities are right but its labels name another class: the labels
+    # are checked on their own, not only through the probabilities.
+    real_random_network = nn.random_network
+
+    def labels_off_by_one(widths: list[int], seed: int) -> Any:
+        *network, (name, reference) = real_random_network(widths, seed)
+
+        def shifted(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            probabilities, labels = reference(x)
+            return probabilities, (labels + 1) % widths[-1]
+
+        return (*network, (name, shifted))
+
+    monkeypatch.setattr(nn, "random_network", labels_off_by_one)
+    status = nn.main(["--output-dir", str(tmp_path)])
+    assert status == 1, f"labels that disagree with NumPy's passed verification (exit {status})"
+    assert capsys.readouterr().err == (
+        "error: verification failed: batch 1, ONNX Runtime labels vs NumPy: 1 of 1 labels differ "
+        "where the top two probabilities are not tied\n"
+    )
+
+
+class WrongEvaluator:
+    """A reference evaluator whose answers are wrong: probabilities rolled, or labels shifted."""
+
+    def __init__(self, evaluator: Any, wrong: str) -> None:
+        self.evaluator, self.wrong = evaluator, wrong
+
+    def run(self, output_names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        probabilities, labels = self.evaluator.run(output_names, feeds)
+        if self.wrong == "probabilities":
+            return [np.roll(probabilities, 1, axis=1), labels]
+        return [probabilities, (labels + 1) % probabilities.shape[1]]
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        ("probabilities", "batch 1, ONNX Runtime vs reference evaluator: largest difference "),
+        ("labels", "batch 1, ONNX Runtime labels vs reference evaluator: 1 of 1 labels differ "),
+    ],
+)
+def test_a_reference_evaluator_that_disagrees_exits_1_naming_it(
+    wrong: str,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The second reference is onnx's evaluator: ONNX Runtime must really be compared with it.
+    real_load = nn.load_reference_evaluator
+    monkeypatch.setattr(
+        nn, "load_reference_evaluator", lambda path: WrongEvaluator(real_load(path), wrong)
+    )
+    status = nn.main(["--output-dir", str(tmp_path)])
+    assert status == 1, (
+        f"a reference evaluator with wrong {wrong} passed verification (exit {status}): "
+        "ONNX Runtime is not compared with the evaluator"
+    )
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: verification failed: " + message), captured.err
+    assert captured.err.count("\n") == 1 and "Verified" not in captured.out
+
+
+def test_an_inlined_model_that_computes_something_else_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The inlined twin takes its weights from the NumPy arrays (inlined_session), so the way to
+    # make it differ is its graph: the first layer's Add becomes Sub (X·W - B instead of X·W + B).
+    real_inline = onnx.inliner.inline_local_functions
+
+    def inline_with_a_wrong_node(model: onnx.ModelProto) -> onnx.ModelProto:
+        inlined = real_inline(model)
+        next(node for node in inlined.graph.node if node.op_type == "Add").op_type = "Sub"
+        return inlined
+
+    monkeypatch.setattr(onnx.inliner, "inline_local_functions", inline_with_a_wrong_node)
+    status = nn.main(["--output-dir", str(tmp_path)])
+    assert status == 1, (
+        f"an inlined model computing X·W - B passed verification (exit {status}): the inlined "
+        "model is not compared with the original"
+    )
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "error: verification failed: inlined model vs original: largest difference "
+    ), captured.err
+    assert "MatMul Sub Relu" in captured.out  # the changed graph really ran
+    assert "Verified" not in captured.out
+
+
+def test_a_file_that_differs_from_the_built_model_fails_verification(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The script must run the file it wrote, reloaded from disk, not the model still in memory:
+    # here the bytes written differ from the model built (the last bias of class 0 is +1), as a
+    # faulty save or a disk would make them, and NumPy, which uses the built weights, must object.
+    real_write = nn.write_atomically
+
+    def write_a_changed_model(path: Path, data: bytes) -> None:
+        model = onnx.ModelProto.FromString(data)
+        bias = [t for t in model.graph.initializer if t.name.startswith("B")][-1]
+        values = onnx.numpy_helper.to_array(bias).copy()
+        values[0] += 1.0
+        bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
+        real_write(path, model.SerializeToString())
+
+    monkeypatch.setattr(nn, "write_atomically", write_a_changed_model)
+    status = nn.main(["--output-dir", str(tmp_path)])
+    assert status == 1, (
+        f"a file that differs from the built model passed verification (exit {status}): what ran "
+        "was not the file reloaded from disk"
+    )
+    captured = capsys.readouterr()
+    # ONNX Runtime runs the changed file, NumPy the built weights: that is the disagreement to
+    # find first (the reference evaluator, which also reads the file, agrees with ONNX Runtime).
+    assert captured.err.startswith(
+        "error: verification failed: batch 1, ONNX Runtime vs NumPy: largest difference "
+    ), f"expected ONNX Runtime, running the changed file, to disagree with NumPy; {captured.err}"
+    assert "Verified" not in captured.out
 
 
 # --- External data -------------------------------------------------------------------------------
