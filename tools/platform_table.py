@@ -133,7 +133,8 @@ def table(requirements: list[str], workers: int) -> str:
         row = []
         for version in PYTHON_VERSIONS:
             absent = results[(platform, version)]
-            row.append("yes" if not absent else "no: " + ", ".join(absent))
+            names = [pin.partition("==")[0] for pin in absent]
+            row.append("yes" if not absent else "no: " + ", ".join(names))
         lines.append(f"| {platform.label} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     pip_version = subprocess.run(
         [sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True
     ).stdout.split(" from ")[0]
-    print(f"Measured with {pip_version}; a cell lists the pins that have no wheel there.\n")
+    print(f"Measured with {pip_version}; a cell names the pins that have no wheel there.\n")
     for name in args.files:
         requirements = read_pins(Path(name))
         print(f"### {name} ({len(requirements)} pins)\n")
