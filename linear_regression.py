@@ -1,3 +1,16 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "flatbuffers==25.12.19",
+#     "ml_dtypes==0.6.0",
+#     "numpy==2.4.6",
+#     "onnx==1.23.2",
+#     "onnxruntime==1.32.0",
+#     "packaging==26.4",
+#     "protobuf==7.36.2",
+#     "typing_extensions==4.16.0",
+# ]
+# ///
 """Linear regression in ONNX, built node by node with ``onnx.helper``.
 
 An ONNX model is a graph: typed inputs, operator nodes, constant tensors (initializers) and typed
@@ -203,8 +216,10 @@ def save_model(model: onnx.ModelProto, path: Path) -> int:
         # mkstemp creates the file readable by its owner only; give it the usual permissions.
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        # Open the handle first: if anything below fails, the with block closes it, and the
+        # cleanup can remove the file (Windows cannot remove a file that is still open).
         with os.fdopen(handle, "wb") as stream:
+            os.chmod(temporary, 0o666 & ~umask)
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
@@ -453,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: verification failed: {error}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"error: {error.strerror or error}: {error.filename or ''}", file=sys.stderr)
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
     except Exception as error:  # one line instead of a traceback, as the contract promises
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""

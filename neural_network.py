@@ -1,3 +1,22 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "cloudpickle==3.1.3",
+#     "flatbuffers==25.12.19",
+#     "joblib==1.6.0",
+#     "ml_dtypes==0.6.0",
+#     "narwhals==2.29.0",
+#     "numpy==2.4.6",
+#     "onnx==1.23.2",
+#     "onnxruntime==1.32.0",
+#     "packaging==26.4",
+#     "protobuf==7.36.2",
+#     "scikit-learn==1.9.1",
+#     "scipy==1.17.1",
+#     "threadpoolctl==3.8.0",
+#     "typing_extensions==4.16.0",
+# ]
+# ///
 """A new ONNX operator, one dense layer, and a multi-layer perceptron of any depth built from it.
 
 ONNX lets you add operators in a domain of your own. The simplest way to give one a meaning every
@@ -440,8 +459,10 @@ def write_atomically(path: Path, data: bytes) -> None:
     # A reader of path sees the old file or the complete new one, never a half-written protobuf.
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(temporary, usual_file_mode())  # mkstemp's file is private; use the usual mode
+        # Open the handle first: if anything below fails, the with block closes it, and the
+        # cleanup can remove the file (Windows cannot remove a file that is still open).
         with os.fdopen(handle, "wb") as stream:
+            os.chmod(temporary, usual_file_mode())  # mkstemp's file is private; use the usual mode
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
@@ -495,8 +516,11 @@ def write_external_data(model: onnx.ModelProto, model_path: Path) -> tuple[Path,
         data_path = folder / f"{model_path.stem}.{digest}.data"
         created = not data_path.exists()
         # The data file's final name depends on its bytes, so an existing file of that name holds
-        # the same bytes: replacing it changes nothing for anyone reading it.
-        os.replace(temporary, data_path)
+        # the same bytes: keep it (replacing it would fail on Windows while a reader has it open).
+        if created:
+            os.replace(temporary, data_path)
+        else:
+            Path(temporary).unlink()
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -1005,7 +1029,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: verification failed: {error}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"error: {error.strerror or error}: {error.filename or ''}", file=sys.stderr)
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
     except Exception as error:  # one line instead of a traceback, as the contract promises
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""

@@ -1,3 +1,23 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "cloudpickle==3.1.3",
+#     "flatbuffers==25.12.19",
+#     "joblib==1.6.0",
+#     "ml_dtypes==0.6.0",
+#     "narwhals==2.29.0",
+#     "numpy==2.4.6",
+#     "onnx==1.23.2",
+#     "onnxruntime==1.32.0",
+#     "packaging==26.4",
+#     "protobuf==7.36.2",
+#     "scikit-learn==1.9.1",
+#     "scipy==1.17.1",
+#     "skl2onnx==1.20.0",
+#     "threadpoolctl==3.8.0",
+#     "typing_extensions==4.16.0",
+# ]
+# ///
 """Iris classifiers trained in scikit-learn, converted with skl2onnx, served by ONNX Runtime alone.
 
 Once a model is trained, a converter maps the framework's operations onto ONNX's
@@ -255,8 +275,10 @@ def save_model(model: onnx.ModelProto, path: Path) -> int:
     try:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; use the usual mode
+        # Open the handle first: if anything below fails, the with block closes it, and the
+        # cleanup can remove the file (Windows cannot remove a file that is still open).
         with os.fdopen(handle, "wb") as stream:
+            os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; use the usual mode
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())

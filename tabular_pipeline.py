@@ -1,3 +1,26 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "cloudpickle==3.1.3",
+#     "flatbuffers==25.12.19",
+#     "joblib==1.6.0",
+#     "ml_dtypes==0.6.0",
+#     "narwhals==2.29.0",
+#     "numpy==2.4.6",
+#     "onnx==1.23.2",
+#     "onnxruntime==1.32.0",
+#     "packaging==26.4",
+#     "pandas==3.1.1",
+#     "protobuf==7.36.2",
+#     "python-dateutil==4.0.0",
+#     "scikit-learn==1.9.1",
+#     "scipy==1.17.1",
+#     "skl2onnx==1.20.0",
+#     "threadpoolctl==3.8.0",
+#     "typing_extensions==4.16.0",
+#     "tzdata==2026.6",
+# ]
+# ///
 """A real table in ONNX: numbers with gaps, categories as strings, and a converter of our own.
 
 Real tabular models take a table: numbers with missing values, categories stored as strings,
@@ -400,8 +423,10 @@ def save_model(model: onnx.ModelProto, path: Path) -> int:
     try:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; use the usual mode
+        # Open the handle first: if anything below fails, the with block closes it, and the
+        # cleanup can remove the file (Windows cannot remove a file that is still open).
         with os.fdopen(handle, "wb") as stream:
+            os.chmod(temporary, 0o666 & ~umask)  # mkstemp's file is private; use the usual mode
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
@@ -701,7 +726,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: verification failed: {error}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"error: {error.strerror or error}: {error.filename or ''}", file=sys.stderr)
+        where = f": {error.filename}" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
         return 1
     except Exception as error:  # one line instead of a traceback, as the contract promises
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""

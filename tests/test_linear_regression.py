@@ -678,7 +678,7 @@ def test_closed_pipe_exits_141_and_silences_stdout(
     [
         (ValueError("first line\nsecond line"), "error: ValueError: first line\n"),
         (ValueError(), "error: ValueError: \n"),
-        (OSError(errno.ENOSPC, "No space left on device"), "error: No space left on device: \n"),
+        (OSError(errno.ENOSPC, "No space left on device"), "error: No space left on device\n"),
     ],
 )
 def test_an_unexpected_failure_is_one_line_and_exit_1(

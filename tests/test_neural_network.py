@@ -671,7 +671,7 @@ def test_interrupted_training_exits_130_and_writes_nothing(tmp_path):
         "def epoch_end(self, *args):\n"
         "    calls.append(1)\n"
         "    if len(calls) == 3:\n"
-        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
         "MLPClassifier._update_no_improvement_count = epoch_end\n"
         f"sys.path.insert(0, {str(Path(SCRIPT).parent)!r})\n"
         "import neural_network\n"
