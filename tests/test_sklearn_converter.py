@@ -8,7 +8,9 @@ import builtins
 import errno
 import io
 import os
+import platform
 import re
+import stat
 import subprocess
 import sys
 import textwrap
@@ -126,9 +128,21 @@ def test_every_model_converts_and_agrees_with_scikit_learn(name, iris, converted
     np.testing.assert_allclose(one_row, probabilities[:1], rtol=1e-6, atol=1e-7)
 
 
+def converted_again(name: str, converted: Converted, folder: Path) -> onnx.ModelProto:
+    """Convert and save the fixture's trained classifier inside the calling test; load the file.
+
+    mutmut credits a function only to the tests during which it runs, and what a module-scoped
+    fixture calls runs during the first test that uses it (docs/mutation_testing.md): tests about
+    the converted file therefore convert and save it themselves (a few milliseconds per family).
+    """
+    path = folder / f"sklearn_{name}.onnx"
+    sc.save_model(sc.convert(converted[name][0], 4), path)
+    return onnx.load(path)
+
+
 @pytest.mark.parametrize("name", sc.MODELS)
-def test_saved_file_has_float32_dynamic_input_and_plain_tensor_outputs(name, converted):
-    model = onnx.load(converted[name][2])
+def test_saved_file_has_float32_dynamic_input_and_plain_tensor_outputs(name, converted, tmp_path):
+    model = converted_again(name, converted, tmp_path)
     (x_info,) = model.graph.input
     assert x_info.name == "X"
     assert x_info.type.tensor_type.elem_type == TensorProto.FLOAT
@@ -162,7 +176,9 @@ def stated_in_concepts(pattern: str) -> tuple[int, ...]:
     return tuple(int(group) for group in match.groups())
 
 
-def test_every_family_declares_the_versions_docs_concepts_states(converted: Converted) -> None:
+def test_every_family_declares_the_versions_docs_concepts_states(
+    converted: Converted, tmp_path: Path
+) -> None:
     # The page's figures, not the script's constants (tests/test_versions_stated_in_docs.py reads
     # the same sentences and checks one file written by main, whatever IR skl2onnx would pick).
     opset, ir_version = stated_in_concepts(
@@ -170,7 +186,7 @@ def test_every_family_declares_the_versions_docs_concepts_states(converted: Conv
     )
     (iris_ml,) = stated_in_concepts(r"Iris models declare `ai\.onnx\.ml` (\d+)")
     for name in sc.MODELS:
-        model = onnx.load(converted[name][2])
+        model = converted_again(name, converted, tmp_path)
         declared = {o.domain: o.version for o in model.opset_import}
         expected = {"": opset, "ai.onnx.ml": iris_ml}
         assert (declared, model.ir_version) == (expected, ir_version), (
@@ -505,22 +521,31 @@ def test_unknown_model_is_a_usage_error_listing_valid_names(value, capsys, tmp_p
     with pytest.raises(SystemExit) as exit_info:
         sc.main(["--model", value, "--output-dir", str(tmp_path)])
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("sklearn_converter.py: error: argument --model: unknown model")
-    assert err.count("\n") == 1
-    for name in (*sc.MODELS, "all"):
-        assert name in err
+    assert capsys.readouterr().err == (
+        f"sklearn_converter.py: error: argument --model: unknown model {value!r}; choose one of: "
+        "logistic_regression, decision_tree, random_forest, gradient_boosting, svc, knn, "
+        "naive_bayes, mlp, all (see --help)\n"
+    )
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("value", ["-1", "4294967296", "1e3", "seven"])
-def test_seed_outside_0_to_2_32_minus_1_is_a_usage_error(value, capsys, tmp_path):
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("-1", "must be from 0 to 2**32 - 1 (4294967295), got -1"),
+        ("4294967296", "must be from 0 to 2**32 - 1 (4294967295), got 4294967296"),
+        ("1e3", "expected a whole number, got '1e3'"),
+        ("seven", "expected a whole number, got 'seven'"),
+    ],
+)
+def test_seed_outside_0_to_2_32_minus_1_is_a_usage_error(value, reason, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         sc.main(["--seed", value, "--output-dir", str(tmp_path / "out")])
     assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("sklearn_converter.py: error: argument --seed: ")
-    assert err.endswith(" (see --help)\n") and err.count("\n") == 1
+    # The one line says what is wrong and what would be right.
+    assert capsys.readouterr().err == (
+        f"sklearn_converter.py: error: argument --seed: {reason} (see --help)\n"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -724,3 +749,328 @@ def test_closed_pipe_exits_141_silently(tmp_path):
     process.stderr.close()
     assert process.wait(timeout=120) == 141
     assert err == b""
+
+
+# --- What the docs show, in process (mutation testing, docs/mutation_testing.md) ----------------
+
+LINUX_X86_64 = pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() != "x86_64",
+    reason="the samples were made on Linux x86_64; other platforms may round differently",
+)
+
+
+def docs_sample(command: str) -> str:
+    """Return the output sample docs/sklearn_converter.md shows for a command."""
+    text = (ROOT / "docs" / "sklearn_converter.md").read_text(encoding="utf-8")
+    match = re.search(rf"<!-- sample: {re.escape(command)} -->\n```text\n(.*?)```", text, re.S)
+    assert match is not None, f"docs/sklearn_converter.md has no sample of `{command}`"
+    return match[1]
+
+
+def steady(report: str) -> str:
+    """Blank out what the docs allow to differ between runs: the timings, Python's version."""
+    report = re.sub(r"(?m)^   rough timings: .*$", "   rough timings: ...", report)
+    # And the k-NN file's size: skl2onnx numbers names inside that graph with a counter that lives
+    # as long as the process, so after earlier k-NN conversions in this test process the names,
+    # and the file, are a few bytes longer than in the fresh process that made the samples.
+    report = re.sub(r"sklearn_knn\.onnx \(\d+ bytes\)", "sklearn_knn.onnx (... bytes)", report)
+    report = re.sub(r"(?m)^(   knn +\d+) +\d+ ", r"\1 ... ", report)
+    return re.sub(r"Python \S+,", "Python ...,", report)
+
+
+@LINUX_X86_64
+def test_every_family_prints_the_report_and_summary_the_docs_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In process, unlike tests/test_docs.py, so that mutmut sees it: each family's size, node
+    # count, accuracies and largest difference (the summary), and the default run's narration
+    # (the random forest's part of this run: same seed, same model), are what the page shows.
+    monkeypatch.chdir(tmp_path)
+    assert sc.main(["--model", "all"]) == 0
+    out = steady(capsys.readouterr().out)
+    default = steady(docs_sample("python sklearn_converter.py"))
+    header, forest = default.split("\n\n== random_forest\n")
+    assert out.startswith(header + "\n")
+    assert "\n== random_forest\n" + forest.split("\n\n")[0] + "\n\n" in out
+    summary = steady(
+        docs_sample("python sklearn_converter.py --model all --benchmark | from: Summary")
+    )
+    assert "\n" + summary.split("\n\n")[0] + "\n\n" in out
+    assert out.endswith(
+        "\nVerified 8 model(s) against scikit-learn; wrote 8 files in models\n"
+        + default.splitlines()[-1]
+        + "\n"
+    )
+    # What was trained, step by step, for the pipelines too.
+    assert "1. Trained StandardScaler -> LogisticRegression\n" in out
+    assert "1. Trained StandardScaler -> CalibratedClassifierCV\n" in out
+    assert "1. Trained StandardScaler -> MLPClassifier\n" in out
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
+        f"sklearn_{name}.onnx" for name in sc.MODELS
+    )
+
+
+@LINUX_X86_64
+def test_knn_run_with_tied_rows_prints_the_report_the_docs_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert sc.main(["--model", "knn", "--seed", "6"]) == 0
+    shown = docs_sample("python sklearn_converter.py --model knn --seed 6")
+    assert steady(capsys.readouterr().out) == steady(shown)
+
+
+# --- Seeds, files and folders ---------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", ["decision_tree", "random_forest", "mlp"])
+def test_the_seed_seeds_the_model_as_well_as_the_split(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One split for all three runs: only the model's own randomness (bootstrap samples, the
+    # features tried at each split, initial weights) can differ. The same seed repeats the file
+    # byte for byte; another seed gives another model, so a seed sweep explores both.
+    data = sc.load_iris_split(0)
+    files = {}
+    for folder, seed in (("first", 5), ("again", 5), ("other", 6)):
+        sc.run_model(name, data, tmp_path / folder, seed, small=True)
+        files[folder] = (tmp_path / folder / f"sklearn_{name}.onnx").read_bytes()
+    assert files["first"] == files["again"], f"{name}: seed 5 gave two different files"
+    assert files["first"] != files["other"], f"{name}: seeds 5 and 6 gave the same model"
+
+
+def test_missing_nested_output_folders_are_created(tmp_path: Path, converted: Converted) -> None:
+    folder = tmp_path / "a" / "b" / "c"
+    sc.prepare_output_dir(folder)
+    assert folder.is_dir()
+    # save_model on its own (as a reader reusing it would call it) creates the folders too.
+    path = tmp_path / "d" / "e" / "sklearn_decision_tree.onnx"
+    size = sc.save_model(converted["decision_tree"][1], path)
+    assert path.read_bytes() == converted["decision_tree"][2].read_bytes()
+    assert size == path.stat().st_size
+
+
+def test_output_folder_errors_keep_their_errno(tmp_path: Path) -> None:
+    # A caller that catches OSError can act on errno, as for the operating system's own errors.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(NotADirectoryError) as not_a_folder:
+        sc.prepare_output_dir(blocker)
+    assert not_a_folder.value.errno == errno.ENOTDIR
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc, a folder where no file can be created")
+    with pytest.raises(OSError) as not_writable:
+        sc.prepare_output_dir(Path("/proc"))
+    # The reason in the message is the one the errno names.
+    code = not_writable.value.errno
+    assert code is not None and f"({os.strerror(code)})" in str(not_writable.value.strerror)
+
+
+def test_saved_file_has_the_usual_permissions(tmp_path: Path, converted: Converted) -> None:
+    if os.name != "posix":
+        pytest.skip("permission bits are POSIX")
+    # Readable by the group and others as any file the user creates (0o666 minus the umask), not
+    # the private 0o600 of mkstemp: a model server often runs as another user.
+    for umask in (0o022, 0o077):
+        previous = os.umask(umask)
+        try:
+            path = tmp_path / f"umask_{umask:o}.onnx"
+            sc.save_model(converted["naive_bayes"][1], path)
+        finally:
+            os.umask(previous)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, oct(umask)
+
+
+def test_while_writing_only_a_hidden_temporary_file_sits_next_to_the_target(
+    tmp_path: Path, converted: Converted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Look at the folder at the moment the data is flushed to disk, just before the rename.
+    seen: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def fsync_and_look(fd: int) -> None:
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_and_look)
+    sc.save_model(converted["naive_bayes"][1], tmp_path / "sklearn_naive_bayes.onnx")
+    # In the target folder (so os.replace is a rename on one file system), hidden, and named so
+    # that a leftover is recognisable and no `*.onnx` glob picks up a half-written model.
+    ((temporary,),) = seen
+    assert re.fullmatch(r"\.sklearn_naive_bayes\.onnx\.\w+\.tmp", temporary), temporary
+    assert [p.name for p in tmp_path.iterdir()] == ["sklearn_naive_bayes.onnx"]
+
+
+def test_ctrl_c_right_after_the_rename_exits_130_and_keeps_the_whole_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+
+    def replace_then_interrupted(source: Any, target: Any) -> None:
+        real_replace(source, target)
+        raise KeyboardInterrupt  # the cleanup then finds no temporary file: that must be fine
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupted)
+    assert sc.main(["--model", "decision_tree", "--output-dir", str(tmp_path)]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "error: interrupted\n" and "Verified" not in captured.out
+    assert [p.name for p in tmp_path.iterdir()] == ["sklearn_decision_tree.onnx"]
+    monkeypatch.undo()
+    sc.load_session(tmp_path / "sklearn_decision_tree.onnx")  # whole: it loads
+
+
+# --- Convert, check, load -------------------------------------------------------------------------
+
+
+def test_conversion_hides_only_the_svc_probability_deprecation(
+    converted: Converted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The calibrated SVC does not use probA_/probB_, which skl2onnx reads and scikit-learn 1.9
+    # deprecates: a user running --model svc sees no warning about them...
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sc.convert(converted["svc"][0], 4)
+    # ... while any other deprecation met during a conversion still reaches them.
+    import skl2onnx
+
+    real_to_onnx = skl2onnx.to_onnx
+
+    def to_onnx_with_a_deprecation(*args: Any, **kwargs: Any) -> onnx.ModelProto:
+        warnings.warn("Attribute `coef_` is deprecated", FutureWarning, stacklevel=1)
+        return real_to_onnx(*args, **kwargs)
+
+    monkeypatch.setattr(skl2onnx, "to_onnx", to_onnx_with_a_deprecation)
+    with pytest.warns(FutureWarning, match="coef_"):
+        sc.convert(converted["naive_bayes"][0], 4)
+
+
+def test_a_model_the_full_check_rejects_is_never_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The label output declared float while the node makes int64: the structural check passes,
+    # only full_check's type inference sees it. The run must stop before saving the file.
+    real_convert = sc.convert
+
+    def mistyped(classifier: Any, features: int) -> onnx.ModelProto:
+        model = real_convert(classifier, features)
+        model.graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT
+        onnx.checker.check_model(model)  # what a check without full_check would let through
+        return model
+
+    monkeypatch.setattr(sc, "convert", mistyped)
+    assert sc.main(["--model", "decision_tree", "--output-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert "Saved" not in captured.out and list(tmp_path.iterdir()) == []
+
+
+def test_loading_runs_on_the_cpu_without_a_warning_with_the_threads_asked_for(
+    converted: Converted,
+) -> None:
+    path = converted["decision_tree"][2]
+    with warnings.catch_warnings():
+        # onnxruntime only warns (and falls back) when a provider name is misspelt.
+        warnings.simplefilter("error")
+        session = sc.load_session(path)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    # By default ONNX Runtime chooses (0: one thread per core); the benchmark asks for 1, which
+    # its header states, so its figures do not depend on the number of cores.
+    assert session.get_session_options().intra_op_num_threads == 0
+    assert sc.load_session(path, 1).get_session_options().intra_op_num_threads == 1
+
+
+# --- Ties and verification ------------------------------------------------------------------------
+
+
+def test_duplicate_training_rows_of_two_classes_make_a_tie_also_inside_a_pipeline(
+    iris: sc.Split,
+) -> None:
+    # Six copies of one point, three of class 0 and three of class 1: for a test row at that
+    # point, the 5th and 6th nearest are both at distance 0 and of different classes, so the vote
+    # depends on which copy each library keeps. Scaled first (a pipeline, as a reader adapting
+    # the lesson would write it), the copies stay copies: the same row is tied.
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x_train, x_test, y_train, _ = iris
+    point = x_train.mean(axis=0, keepdims=True)
+    x = np.vstack([x_train, np.repeat(point, 6, axis=0)])
+    y = np.concatenate([y_train, [0, 0, 0, 1, 1, 1]])
+    rows = np.vstack([point, x_test[:3]])
+    for classifier in (
+        KNeighborsClassifier(),
+        make_pipeline(StandardScaler(), KNeighborsClassifier()),
+    ):
+        classifier.fit(x, y)
+        tied = sc.tied_rows(classifier, rows, y)
+        assert tied.tolist() == [True, False, False, False], classifier
+
+
+def test_a_scaled_knn_pipeline_reports_its_tied_rows_with_its_k(
+    iris: sc.Split,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A reader who scales before k-NN (make_classifier edited) still gets ties found, left out
+    # and explained with the pipeline's k.
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x_train, x_test, y_train, y_test = iris
+    point = x_train.mean(axis=0, keepdims=True)
+    x = np.vstack([x_train, np.repeat(point, 4, axis=0)])
+    y = np.concatenate([y_train, [0, 0, 1, 1]])
+    monkeypatch.setattr(
+        sc,
+        "make_classifier",
+        lambda name, seed, small=False: make_pipeline(
+            StandardScaler(), KNeighborsClassifier(n_neighbors=3)
+        ),
+    )
+    data = (x, np.vstack([point, x_test]), y, np.concatenate([[0], y_test]))
+    result = sc.run_model("knn", data, tmp_path, seed=0)
+    out = capsys.readouterr().out
+    assert result["tied"] == 1
+    assert "6. Verified on the 45 rows that are not tied" in out
+    assert "   1 of 46 rows left out: training rows of different classes tie for 3th nearest" in out
+
+
+def test_verify_names_what_cannot_be_compared(iris: sc.Split, converted: Converted) -> None:
+    _, x_test, _, _ = iris
+    classifier, _, path = converted["naive_bayes"]
+    labels, probabilities = sc.predict(sc.load_session(path), x_test)
+    rows = len(x_test)
+    cases = [
+        (labels, probabilities, np.ones(rows, bool), "every row is tied, nothing left to verify"),
+        (labels[:-1], probabilities, np.zeros(rows, bool), r"labels shape \(44,\) != \(45,\)"),
+        (labels, probabilities[:, :2], np.zeros(rows, bool), r"probabilities shape \(45, 2\)"),
+    ]
+    for bad_labels, bad_probabilities, tied, message in cases:
+        with pytest.raises(AssertionError, match=f"^naive_bayes: {message}"):
+            sc.verify("naive_bayes", classifier, x_test, bad_labels, bad_probabilities, tied)
+    # One row left to compare is enough.
+    one_left = np.ones(rows, bool)
+    one_left[0] = False
+    assert sc.verify("naive_bayes", classifier, x_test, labels, probabilities, one_left) <= 1e-5
+
+
+def test_probabilities_are_held_to_the_stated_tolerance_exactly(
+    iris: sc.Split, converted: Converted
+) -> None:
+    # The report states rtol=0.0001, atol=1e-05 (docs/sklearn_converter.md): a difference of
+    # 0.9 of atol + rtol * |expected| passes, 1.1 of it fails, on every probability at once.
+    _, x_test, _, _ = iris
+    classifier = converted["logistic_regression"][0]
+    expected = classifier.predict_proba(x_test)
+    labels = classifier.predict(x_test)
+    rtol, atol = 1e-4, 1e-5
+    no_ties = np.zeros(len(x_test), bool)
+    inside = expected + 0.9 * (atol + rtol * np.abs(expected))
+    sc.verify("logistic_regression", classifier, x_test, labels, inside, no_ties)
+    outside = expected + 1.1 * (atol + rtol * np.abs(expected))
+    with pytest.raises(AssertionError, match="probabilities differ from predict_proba"):
+        sc.verify("logistic_regression", classifier, x_test, labels, outside, no_ties)
