@@ -1,11 +1,79 @@
-"""Shared test settings: what happens to tests that start a new process under mutation testing."""
+"""Shared test settings: the lessons' own runs, and new processes under mutation testing."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# One case per way a reader runs a lesson: the script, its arguments, and the files it writes.
+LESSON_CASES = {
+    "linear_regression": ("linear_regression.py", [], ["linear_regression.onnx"]),
+    "neural_network": ("neural_network.py", [], ["neural_network.onnx"]),
+    "neural_network_train": (
+        "neural_network.py",
+        ["--train", "--layers", "8,32,32,32,32,2"],
+        ["neural_network.onnx"],
+    ),
+    "sklearn_converter": ("sklearn_converter.py", [], ["sklearn_random_forest.onnx"]),
+    "optimize_and_quantize": (
+        "optimize_and_quantize.py",
+        [],
+        ["digits_mlp.onnx", "digits_mlp_int8_dynamic.onnx", "digits_mlp_int8_static.onnx"],
+    ),
+    "tabular_pipeline": ("tabular_pipeline.py", [], ["tabular_pipeline.onnx"]),
+}
+
+
+def run_lesson(
+    script: str, args: list[str], cwd: Path, **environment: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a lesson as `python SCRIPT.py ARGS` from cwd, with the test's Python."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+        check=False,
+        env={**os.environ, **environment},
+    )
+
+
+@pytest.fixture(scope="session")
+def lesson_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, list[tuple[subprocess.CompletedProcess[str], Path]]]:
+    """Run every case twice from an empty folder, as a reader would; return results and folders.
+
+    The first run prints UTF-8 under PYTHONHASHSEED=1, the second ASCII under PYTHONHASHSEED=2.
+    Several test files check these same runs (the report, the files, the docs' samples), so
+    each lesson starts twice per test session, not once per property checked.
+    """
+    jobs = []
+    for case_id, (script, args, _) in LESSON_CASES.items():
+        for hash_seed, encoding in (("1", "utf-8"), ("2", "ascii")):
+            cwd = tmp_path_factory.mktemp(f"{case_id}-{hash_seed}")
+            environment = {"PYTHONHASHSEED": hash_seed, "PYTHONIOENCODING": encoding}
+            jobs.append((case_id, script, args, cwd, environment))
+    # Two at a time: each run is mostly one busy core, and CI has two.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [
+            (case_id, cwd, pool.submit(run_lesson, script, args, cwd, **environment))
+            for case_id, script, args, cwd, environment in jobs
+        ]
+    runs: dict[str, list[tuple[subprocess.CompletedProcess[str], Path]]] = {}
+    for case_id, cwd, future in futures:
+        runs.setdefault(case_id, []).append((future.result(), cwd / "models"))
+    return runs
+
 
 _real_popen_init = subprocess.Popen.__init__
 

@@ -105,7 +105,12 @@ def run_sample(sample: Sample) -> str:
         )
     if result.returncode != 0:
         raise RuntimeError(f"{sample.command} exited {result.returncode}: {result.stderr.strip()}")
-    lines = result.stdout.splitlines()
+    return excerpt(sample, result.stdout)
+
+
+def excerpt(sample: Sample, stdout: str) -> str:
+    """Return the part of a run's stdout that the sample shows."""
+    lines = stdout.splitlines()
     if sample.start is not None:
         first = next(i for i, line in enumerate(lines) if sample.start in line)
         lines = lines[first:]
