@@ -128,12 +128,13 @@ Reference = tuple[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]
 
 def make_layer_functions() -> list[onnx.FunctionProto]:
     """Define Dense and DenseRelu in DOMAIN as ONNX functions."""
-    # Why two operators and not one with an "activation" attribute? A function body is a fixed
-    # graph: choosing Relu or nothing by attribute would need control flow (If). Passing a number
-    # through instead (LeakyRelu with alpha=@alpha: 0 is ReLU, 1 is identity) runs in ONNX Runtime,
-    # but the pinned onnx reference evaluator fails on it ("OpRunUnaryNum.run() got an unexpected
-    # keyword argument 'linked_attributes'"). Two attribute-free operators run everywhere, and
-    # DenseRelu calling Dense shows that a function may call another function of the model.
+    # Why two operators and not one with an "activation" attribute? A function may declare
+    # attributes, and a node of its body may take its value from one: an attribute reference,
+    # written alpha=@alpha in ONNX's text form. But a body is a fixed graph, so choosing Relu or
+    # nothing would need control flow (If). A number passed through instead (LeakyRelu with
+    # alpha=@alpha: 0 is ReLU, 1 the identity) runs in ONNX Runtime, but the pinned reference
+    # evaluator fails on it (docs/neural_network.md quotes the error). Two attribute-free
+    # operators run everywhere, and DenseRelu calling Dense shows a function calling another.
     dense = helper.make_function(
         DOMAIN,
         "Dense",
@@ -615,7 +616,7 @@ def check(path: Path) -> None:
     print("   valid; the checker does not run the operators, so the numbers below are the test")
 
 
-# --- 4. Load and 5. Run --------------------------------------------------------------------------
+# --- 4. Load, and running a loaded model -----------------------------------------------------------
 
 
 def load_session(
@@ -667,7 +668,7 @@ def run_reference_evaluator(
     return np.asarray(probabilities), np.asarray(labels)
 
 
-# --- 6. Verify -----------------------------------------------------------------------------------
+# --- 5. Run and verify ----------------------------------------------------------------------------
 
 
 def compare(name: str, actual: np.ndarray, expected: np.ndarray) -> float:
@@ -759,6 +760,9 @@ def verify(
     del evaluator
     gc.collect()
     return probabilities
+
+
+# --- 6. Inline ------------------------------------------------------------------------------------
 
 
 def inlined_session(
