@@ -616,7 +616,7 @@ def check(path: Path) -> None:
     print("   valid; the checker does not run the operators, so the numbers below are the test")
 
 
-# --- 4. Load, and running a loaded model -----------------------------------------------------------
+# --- 4. Load, and running a loaded model ----------------------------------------------------------
 
 
 def load_session(
