@@ -814,16 +814,23 @@ def inline_and_compare(
 # --- Benchmark -----------------------------------------------------------------------------------
 
 
-def median_seconds(call: Callable[[], object], repeats: int, warmup: int = 10) -> float:
-    """Return the median wall time of one call, after warm-up calls."""
-    for _ in range(warmup):
-        call()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
+def interleaved_medians(
+    calls: list[Callable[[], object]], repeats: int, turn: int = 10
+) -> list[float]:
+    """Return each call's median wall time, measured in alternating turns of `turn` calls."""
+    # Taking turns spreads a noisy moment (another process, a clock change) over every contender
+    # instead of landing on one; turns of several calls, not one, let each warm its caches.
+    for call in calls:
+        for _ in range(turn):
+            call()
+    timings: list[list[float]] = [[] for _ in calls]
+    while len(timings[0]) < repeats:
+        for call, record in zip(calls, timings, strict=True):
+            for _ in range(turn):
+                start = time.perf_counter()
+                call()
+                record.append(time.perf_counter() - start)
+    return [statistics.median(record) for record in timings]
 
 
 def benchmark(
@@ -833,7 +840,7 @@ def benchmark(
     biases: list[np.ndarray],
     seed: int,
 ) -> None:
-    """Time the custom-op model, its inlined twin and NumPy at a few batch sizes; print a table."""
+    """Time the custom-op model, its inlined twin and NumPy, taking turns; print a table."""
     print(
         f"\n7. Benchmark: median time per call (ONNX Runtime: {BENCHMARK_THREADS} intra-op "
         "thread; NumPy float32: its BLAS's threads)"
@@ -845,13 +852,13 @@ def benchmark(
     for batch in BENCHMARK_BATCHES:
         x = rng.normal(size=(batch, weights[0].shape[0])).astype(np.float32)
         repeats = 500 if batch == 1 else 30
-        custom_time, flat_time, numpy_time = (
-            median_seconds(call, repeats)
-            for call in (
+        custom_time, flat_time, numpy_time = interleaved_medians(
+            [
                 functools.partial(custom.run, None, {"X": x}),
                 functools.partial(flat.run, None, {"X": x}),
                 functools.partial(numpy_forward, x, weights, biases, np.float32),
-            )
+            ],
+            repeats,
         )
         print(
             f"   {batch:5d}   {custom_time * 1e6:12.1f} µs  {flat_time * 1e6:10.1f} µs"
