@@ -141,7 +141,9 @@ def converted_again(name: str, converted: Converted, folder: Path) -> onnx.Model
 
 
 @pytest.mark.parametrize("name", sc.MODELS)
-def test_saved_file_has_float32_dynamic_input_and_plain_tensor_outputs(name, converted, tmp_path):
+def test_every_family_file_has_a_float32_dynamic_input_and_plain_tensor_outputs(
+    name, converted, tmp_path
+):
     model = converted_again(name, converted, tmp_path)
     (x_info,) = model.graph.input
     assert x_info.name == "X"
@@ -176,7 +178,7 @@ def stated_in_concepts(pattern: str) -> tuple[int, ...]:
     return tuple(int(group) for group in match.groups())
 
 
-def test_every_family_declares_the_versions_docs_concepts_states(
+def test_every_family_converted_declares_the_versions_docs_concepts_states(
     converted: Converted, tmp_path: Path
 ) -> None:
     # The page's figures, not the script's constants (tests/test_versions_stated_in_docs.py reads
@@ -654,6 +656,13 @@ def test_reference_off_by_a_thousandth_fails_while_float32_rounding_passes(
 
 
 # --- Ctrl-C -------------------------------------------------------------------------------------
+
+
+def test_make_classifier_names_an_unknown_family() -> None:
+    # The command line refuses unknown names first; a reader calling the step directly (a typo in
+    # an edited MODELS) gets the name back, not a bare ValueError.
+    with pytest.raises(ValueError, match=r"^unknown model 'random-forest'$"):
+        sc.make_classifier("random-forest", 0)
 
 
 def test_train_turns_mlp_interrupted_warning_into_keyboard_interrupt(iris):
