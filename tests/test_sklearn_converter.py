@@ -788,6 +788,18 @@ def steady(report: str) -> str:
 
 
 @LINUX_X86_64
+def test_default_run_prints_the_report_the_docs_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No flags at all: the default model, seed and output folder, as the page's first sample.
+    monkeypatch.chdir(tmp_path)
+    assert sc.main([]) == 0
+    shown = docs_sample("python sklearn_converter.py")
+    assert steady(capsys.readouterr().out) == steady(shown)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["sklearn_random_forest.onnx"]
+
+
+@LINUX_X86_64
 def test_every_family_prints_the_report_and_summary_the_docs_show(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1083,3 +1095,59 @@ def test_probabilities_are_held_to_the_stated_tolerance_exactly(
     outside = expected + 1.1 * (atol + rtol * np.abs(expected))
     with pytest.raises(AssertionError, match="probabilities differ from predict_proba"):
         sc.verify("logistic_regression", classifier, x_test, labels, outside, no_ties)
+
+
+# --- The manners a process shows, in process (mutation testing) ----------------------------------
+
+
+def test_any_terminal_encoding_prints_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert sc.main(["--model", "naive_bayes", "--output-dir", str(tmp_path)]) == 0
+    terminal.flush()
+    report = terminal.buffer.getvalue().decode("ascii")
+    # µ does not exist in ASCII: an escape instead of an error.
+    assert "\\xb5s" in report and "Verified 1 model(s)" in report
+
+
+def test_closed_pipe_exits_141_and_silences_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reader that closed the pipe: the last write fails. Afterwards stdout must lead nowhere,
+    # so that Python's own flush at exit has nothing to complain about.
+    def closed_pipe() -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(sc, "print_versions", closed_pipe)
+    with open(tmp_path / "stdout.txt", "w", encoding="utf-8") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert sc.main(["--model", "naive_bayes", "--output-dir", str(tmp_path / "out")]) == 141
+        print("written after the pipe closed")
+        stdout.flush()
+    assert "after the pipe closed" not in (tmp_path / "stdout.txt").read_text(encoding="utf-8")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (ValueError("first line\nsecond line"), "error: ValueError: first line\n"),
+        (ValueError(), "error: ValueError: \n"),
+        (OSError(errno.ENOSPC, "No space left on device"), "error: No space left on device\n"),
+    ],
+)
+def test_an_unexpected_failure_is_one_line_and_exit_1(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    line: str,
+) -> None:
+    def fail(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(sc, "save_model", fail)
+    assert sc.main(["--model", "naive_bayes", "--output-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == line
