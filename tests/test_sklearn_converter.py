@@ -744,22 +744,6 @@ def test_sigint_during_mlp_training_in_a_real_process(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-@POSIX_ONLY
-def test_closed_pipe_exits_141_silently(tmp_path):
-    # `python sklearn_converter.py | head -0`: the reader is gone before the first line.
-    process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--model", "decision_tree", "--output-dir", "out"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    process.stdout.close()
-    err = process.stderr.read()
-    process.stderr.close()
-    assert process.wait(timeout=120) == 141
-    assert err == b""
-
-
 # --- What the docs show, in process (mutation testing, docs/mutation_testing.md) ----------------
 
 LINUX_X86_64 = pytest.mark.skipif(
