@@ -731,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as error:  # one line instead of a traceback, as the contract promises
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"error: {type(error).__name__}: {message}", file=sys.stderr)
+        print(f"error: {type(error).__name__}{': ' if message else ''}{message}", file=sys.stderr)
         return 1
     return 0
 

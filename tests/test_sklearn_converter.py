@@ -1118,7 +1118,7 @@ def test_closed_pipe_exits_141_and_silences_stdout(
     ("error", "line"),
     [
         (ValueError("first line\nsecond line"), "error: ValueError: first line\n"),
-        (ValueError(), "error: ValueError: \n"),
+        (ValueError(), "error: ValueError\n"),
         (OSError(errno.ENOSPC, "No space left on device"), "error: No space left on device\n"),
     ],
 )
