@@ -1,11 +1,17 @@
 """Tests of tabular_pipeline.py: each step in-process, small settings; then what a process shows."""
 
+import argparse
+import contextlib
+import errno
+import io
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -466,3 +472,242 @@ def test_every_seed_from_0_to_20_verifies_with_the_smallest_table() -> None:
         rows = pd.concat([frame[75:], tp.edge_rows()])  # held-out rows and the new ones
         labels, probabilities = tp.predict_frame(session, rows)
         assert tp.verify(f"seed {seed}", pipeline, rows, labels, probabilities) <= tp.ATOL
+
+
+# --- What the docs show, in process (mutation testing, docs/mutation_testing.md) ----------------
+
+LINUX_X86_64 = pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() != "x86_64",
+    reason="the sample was made on Linux x86_64; other platforms may round differently",
+)
+
+
+def docs_sample(command: str) -> str:
+    """Return the output sample docs/tabular_pipeline.md shows for a command."""
+    text = (ROOT / "docs" / "tabular_pipeline.md").read_text(encoding="utf-8")
+    match = re.search(rf"<!-- sample: {re.escape(command)} -->\n```text\n(.*?)```", text, re.S)
+    assert match is not None, f"docs/tabular_pipeline.md has no sample of `{command}`"
+    return match[1]
+
+
+@LINUX_X86_64
+def test_default_run_prints_the_report_the_docs_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No flags at all, from an empty folder, as the page's sample. In process, unlike
+    # tests/test_docs.py, so that mutmut sees it: the table, the training, the model's inputs,
+    # opsets, nodes and size, the verdicts and the new rows' probabilities must all stay the same.
+    # Forget an earlier registration, so that step 3 shows skl2onnx refusing, as in a new process.
+    operators = skl2onnx._supported_operators.sklearn_operator_name_map
+    monkeypatch.delitem(operators, tp.DebtToIncome, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert tp.main([]) == 0
+    # The sample ran the script as __main__; in process the class lives in module tabular_pipeline.
+    shown = docs_sample("python tabular_pipeline.py").replace("'__main__.", "'tabular_pipeline.")
+    out = capsys.readouterr().out
+    assert re.sub(r"Python \S+,", "Python ...,", out) == re.sub(
+        r"Python \S+,", "Python ...,", shown
+    )
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [tp.MODEL_FILE]
+
+
+# --- Each step on its own, called by the test itself (mutation testing: a module fixture's calls
+# --- count for the first test that uses it, docs/mutation_testing.md) ---------------------------
+
+
+def test_check_refuses_a_model_whose_types_do_not_add_up() -> None:
+    # The plain checker accepts a Div of a float by an int64; full_check's type inference does not.
+    inputs = [
+        onnx.helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 1]),
+        onnx.helper.make_tensor_value_info("b", TensorProto.INT64, ["N", 1]),
+    ]
+    output = onnx.helper.make_tensor_value_info("c", TensorProto.FLOAT, ["N", 1])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Div", ["a", "b"], ["c"])], "mixed", inputs, [output]
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 22)])
+    model.ir_version = tp.IR_VERSION
+    with pytest.raises(onnx.shape_inference.InferenceError, match="inconsistent type"):
+        tp.check(model)
+
+
+def test_converted_model_lists_each_opset_once_in_sorted_order(trained: Trained) -> None:
+    pipeline, train_frame, _, _ = trained
+    tp.register_debt_to_income()
+    model = tp.convert(pipeline, tp.fill_missing_categories(train_frame[:1]))
+    assert model.ir_version == 10  # docs/tabular_pipeline.md's sample: IR version 10
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", 22), ("ai.onnx.ml", 2)]
+    assert {o.name for o in model.graph.output} == {"label", "probabilities"}  # no ZipMap
+    onnx.checker.check_model(model, full_check=True)
+
+
+def test_save_model_writes_a_hidden_temporary_beside_the_file_then_renames_it(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = trained[3]
+    path = tmp_path / tp.MODEL_FILE
+    seen: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def watching_fsync(fd: int) -> None:
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watching_fsync)
+    size = tp.save_model(model, path)
+    # While writing: only a hidden file named after the model (what a crash could leave behind),
+    # in the same folder, so that os.replace is a rename within one file system.
+    assert len(seen) == 1 and len(seen[0]) == 1
+    assert re.fullmatch(r"\.tabular_pipeline\.onnx\..+\.tmp", seen[0][0])
+    assert [p.name for p in tmp_path.iterdir()] == [tp.MODEL_FILE]
+    assert size == path.stat().st_size and path.read_bytes() == model.SerializeToString()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes and umask are POSIX")
+@pytest.mark.parametrize("umask", [0o002, 0o077])
+def test_save_model_gives_the_mode_the_umask_asks_for(
+    umask: int, trained: Trained, tmp_path: Path
+) -> None:
+    previous = os.umask(umask)
+    try:
+        tp.save_model(trained[3], tmp_path / tp.MODEL_FILE)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / tp.MODEL_FILE).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_save_model_failure_leaves_the_old_file_and_no_temporary(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / tp.MODEL_FILE
+    path.write_bytes(b"the previous model")
+
+    def disk_full(fd: int) -> NoReturn:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        tp.save_model(trained[3], path)
+    assert path.read_bytes() == b"the previous model"
+    assert [p.name for p in tmp_path.iterdir()] == [tp.MODEL_FILE]
+
+
+def test_save_model_ctrl_c_just_after_the_rename_stays_an_interrupt(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The temporary file is gone once renamed: the cleanup must not turn Ctrl-C into an error.
+    real_replace = os.replace
+
+    def replace_then_interrupt(source: str, target: Path) -> NoReturn:
+        real_replace(source, target)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        tp.save_model(trained[3], tmp_path / tp.MODEL_FILE)
+    assert [p.name for p in tmp_path.iterdir()] == [tp.MODEL_FILE]
+
+
+def test_loading_runs_on_the_cpu_without_a_warning(trained: Trained, tmp_path: Path) -> None:
+    path = tmp_path / tp.MODEL_FILE
+    tp.save_model(trained[3], path)
+    with warnings.catch_warnings():
+        # onnxruntime only warns (and falls back) when a provider name is misspelt.
+        warnings.simplefilter("error")
+        session = tp.load_session(path)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert [i.name for i in session.get_inputs()] == tp.NUMBER_COLUMNS + tp.CATEGORY_COLUMNS
+
+
+def test_output_dir_is_created_with_its_parents(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b" / "models"
+    tp.prepare_output_dir(folder)
+    assert folder.is_dir()
+    tp.prepare_output_dir(folder)  # an existing folder is fine
+    assert list(folder.iterdir()) == []  # the write probe leaves nothing behind
+
+
+def test_output_dir_that_is_a_file_names_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(NotADirectoryError) as error:
+        tp.prepare_output_dir(blocker)
+    assert error.value.errno == errno.ENOTDIR and error.value.filename == str(blocker)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_unwritable_output_dir_fails_with_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /proc exists and is a folder, but no file can be created there, not even by root.
+    with pytest.raises(OSError) as error:
+        tp.prepare_output_dir(Path("/proc"))
+    assert error.value.errno is not None and error.value.filename == "/proc"
+    assert str(error.value.strerror).startswith("the output folder is not writable (")
+    assert tp.main(["--output-dir", "/proc"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert re.fullmatch(r"error: the output folder is not writable \(.+\): /proc\n", captured.err)
+
+
+def test_seed_range_accepts_both_ends_and_names_a_non_number() -> None:
+    assert tp.parse_args(["--seed", "0"]).seed == 0
+    assert tp.parse_args(["--seed", str(2**32 - 1)]).seed == 2**32 - 1
+    assert tp.parse_args(["--rows", "100"]).rows == 100
+    with pytest.raises(argparse.ArgumentTypeError, match=r"expected a whole number, got '1\.5'"):
+        tp.seed_int("1.5")
+
+
+def test_verify_accepts_a_difference_equal_to_the_tolerance() -> None:
+    class Reference:
+        """Stands in for the pipeline: fixed probabilities and labels."""
+
+        def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+            return np.array([[0.0, 1.0]])
+
+        def predict(self, frame: pd.DataFrame) -> np.ndarray:
+            return np.array([1])
+
+    rows = tp.edge_rows()[:1]
+    at_tolerance = np.array([[tp.ATOL, 1.0]])  # "within atol" includes atol itself
+    assert tp.verify("rows", Reference(), rows, np.array([1]), at_tolerance) == tp.ATOL
+    with pytest.raises(AssertionError, match="differ"):
+        tp.verify("rows", Reference(), rows, np.array([1]), np.array([[np.nan, 1.0]]))
+
+
+def test_help_shows_each_default_and_range() -> None:
+    parser_help = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stdout(parser_help):
+        tp.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(parser_help.getvalue().split())  # argparse wraps to the terminal's width
+    assert text.startswith("usage: tabular_pipeline.py [-h]")
+    assert "--rows ROWS rows in the table, 100 or more (default: 2000)" in text
+    assert "--output-dir OUTPUT_DIR folder for the .onnx file, created when missing" in text
+    assert "(default: models)" in text
+    assert "--seed SEED random seed, 0 to 2**32 - 1 (default: 0)" in text
+
+
+def test_frame_to_feed_names_an_input_type_it_does_not_handle() -> None:
+    # A model with an int64 input, which the lesson's tables never need.
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["count"], ["same"])],
+        "counts",
+        [onnx.helper.make_tensor_value_info("count", TensorProto.INT64, ["N", 1])],
+        [onnx.helper.make_tensor_value_info("same", TensorProto.INT64, ["N", 1])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 22)])
+    model.ir_version = tp.IR_VERSION
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    with pytest.raises(TypeError, match=r"input 'count' has type tensor\(int64\), not handled"):
+        tp.frame_to_feed(session, pd.DataFrame({"count": [1, 2]}))
+
+
+def test_gap_counts_find_an_unseen_category_in_any_column(table: Table) -> None:
+    train_frame = table[0]
+    rows = pd.concat([train_frame[:4]] * 2, ignore_index=True)
+    rows.loc[0, "region"] = tp.UNSEEN["region"]  # unseen in the first category column only
+    rows.loc[1, "housing"] = tp.UNSEEN["housing"]
+    rows.loc[2, "channel"] = tp.UNSEEN["channel"]
+    rows.loc[3, tp.CATEGORY_COLUMNS] = np.nan  # missing is not unseen
+    assert tp.describe_gaps(rows, train_frame).endswith("3 with a category never seen in training")
