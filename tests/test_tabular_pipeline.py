@@ -711,3 +711,59 @@ def test_gap_counts_find_an_unseen_category_in_any_column(table: Table) -> None:
     rows.loc[2, "channel"] = tp.UNSEEN["channel"]
     rows.loc[3, tp.CATEGORY_COLUMNS] = np.nan  # missing is not unseen
     assert tp.describe_gaps(rows, train_frame).endswith("3 with a category never seen in training")
+
+
+# --- The manners a process shows, in process (mutation testing) ----------------------------------
+
+
+def test_any_terminal_encoding_prints_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert tp.main(["--rows", str(ROWS), "--output-dir", str(tmp_path)]) == 0
+    terminal.flush()
+    report = terminal.buffer.getvalue().decode("ascii")
+    # The rule's "·" does not exist in ASCII: an escape instead of an error.
+    assert "log-odds = -1 + 4\\xb7(debt/income - 0.4)" in report and "\nVerified: " in report
+
+
+def test_closed_pipe_exits_141_and_silences_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reader that closed the pipe: the last write fails. Afterwards stdout must lead nowhere,
+    # so that Python's own flush at exit has nothing to complain about.
+    def closed_pipe() -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(tp, "print_versions", closed_pipe)
+    with open(tmp_path / "stdout.txt", "w", encoding="utf-8") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert tp.main(["--rows", str(ROWS), "--output-dir", str(tmp_path / "out")]) == 141
+        print("written after the pipe closed")
+        stdout.flush()
+    assert "after the pipe closed" not in (tmp_path / "stdout.txt").read_text(encoding="utf-8")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (ValueError("first line\nsecond line"), "error: ValueError: first line\n"),
+        (ValueError(), "error: ValueError\n"),
+        (OSError(errno.ENOSPC, "No space left on device"), "error: No space left on device\n"),
+    ],
+)
+def test_an_unexpected_failure_is_one_line_and_exit_1(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    line: str,
+) -> None:
+    def fail(*args: object) -> NoReturn:
+        raise error
+
+    monkeypatch.setattr(tp, "save_model", fail)
+    assert tp.main(["--rows", str(ROWS), "--output-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == line
