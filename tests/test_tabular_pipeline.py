@@ -767,3 +767,29 @@ def test_an_unexpected_failure_is_one_line_and_exit_1(
     monkeypatch.setattr(tp, "save_model", fail)
     assert tp.main(["--rows", str(ROWS), "--output-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err == line
+
+
+def test_debt_to_income_alone_converts_to_float_n_by_1() -> None:
+    # What the shape calculator declares is what a reader sees in the converted step's file.
+    x = np.array([[10.0, 40.0], [3.0, 7.0]], dtype=np.float32)
+    tp.register_debt_to_income()
+    model = to_onnx(tp.DebtToIncome().fit(x), x[:1], target_opset=tp.TARGET_OPSET)
+    (output,) = model.graph.output
+    assert output.type.tensor_type.elem_type == TensorProto.FLOAT
+    rows, width = output.type.tensor_type.shape.dim
+    assert not rows.HasField("dim_value") and width.dim_value == 1
+
+
+def test_one_hot_comparison_names_the_column_that_differs(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.compose import ColumnTransformer
+
+    real = ColumnTransformer.transform
+
+    def shifted(self: Any, x: pd.DataFrame) -> np.ndarray:
+        return np.asarray(real(self, x)) + 1.0  # scikit-learn's features, all moved by one
+
+    monkeypatch.setattr(ColumnTransformer, "transform", shifted)
+    with pytest.raises(AssertionError, match=r"^region: one-hot block differs: ONNX \[\["):
+        tp.compare_one_hot(trained[0], tp.edge_rows())
