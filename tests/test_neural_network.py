@@ -3,6 +3,8 @@ and the command-line manners a process shows (Ctrl-C, a closed pipe, output enco
 
 import itertools
 import os
+import platform
+import re
 import signal
 import subprocess
 import sys
@@ -705,3 +707,66 @@ def test_sigint_handler_is_installed_at_startup():
         "import numpy"
     )
     assert signal.getsignal(signal.SIGINT) is not None
+
+
+# --- The reports the docs show, in process (mutation testing cannot follow a new process) ------
+
+
+ROOT = Path(nn.__file__).resolve().parent
+
+
+def docs_sample(command: str) -> str:
+    """Return the output sample docs/neural_network.md shows for a command (its first line)."""
+    text = (ROOT / "docs" / "neural_network.md").read_text(encoding="utf-8")
+    match = re.search(
+        rf"<!-- sample: {re.escape(command)}( \|[^>]*)? -->\n```text\n(.*?)```", text, re.S
+    )
+    assert match is not None, f"docs/neural_network.md has no sample of `{command}`"
+    return match[2]
+
+
+def steady(report: str) -> str:
+    """The report without what varies between machines: the Python version."""
+    return re.sub(r"Python \S+,", "Python ...,", report)
+
+
+LINUX_X86_64 = pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() != "x86_64",
+    reason="the samples were made on Linux x86_64; other BLAS libraries round differently",
+)
+
+
+@LINUX_X86_64
+def test_default_run_prints_the_report_the_docs_show(tmp_path, capsys, monkeypatch):
+    # The page's sample is of --benchmark; without it the report is the same, step 7 left out.
+    monkeypatch.chdir(tmp_path)
+    assert nn.main([]) == 0
+    shown = docs_sample("python neural_network.py --benchmark")
+    shown = re.sub(r"\n7\. Benchmark.*?\n\n", "\n", shown, flags=re.S)
+    assert steady(capsys.readouterr().out) == steady(shown)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [nn.MODEL_FILE]
+
+
+@LINUX_X86_64
+def test_external_data_run_prints_the_save_step_the_docs_show(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert nn.main(["--external-data"]) == 0
+    out = capsys.readouterr().out
+    shown = docs_sample("python neural_network.py --external-data")
+    start = out.index("2. Save")
+    end = out.index("load the model by its path", start)
+    assert out[start : out.index("\n", end) + 1] == shown
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
+        re.findall(r"wrote models/(\S+) ", shown)
+    )
+
+
+@LINUX_X86_64
+def test_train_run_prints_the_verification_the_docs_show(tmp_path, capsys):
+    args = ["--train", "--layers", "8,32,32,32,32,2", "--output-dir", str(tmp_path)]
+    assert nn.main(args) == 0
+    out = capsys.readouterr().out
+    shown = docs_sample("python neural_network.py --train --layers 8,32,32,32,32,2")
+    start = out.index("5. Run")
+    end = out.index("test accuracy", start)
+    assert out[start : out.index("\n", end) + 1] == shown
