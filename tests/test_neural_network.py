@@ -767,6 +767,44 @@ def test_train_run_prints_the_verification_the_docs_show(tmp_path, capsys):
     assert nn.main(args) == 0
     out = capsys.readouterr().out
     shown = docs_sample("python neural_network.py --train --layers 8,32,32,32,32,2")
+    # This one converges: no note that it did not.
+    assert "\n   trained an MLPClassifier: 120 iterations\n" in out
     start = out.index("5. Run")
     end = out.index("test accuracy", start)
     assert out[start : out.index("\n", end) + 1] == shown
+
+
+def test_training_interrupted_in_process_exits_130_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As test_interrupted_training_exits_130_and_writes_nothing, in process so that mutation
+    # testing sees it: Ctrl-C during fit, which MLPClassifier catches, turns into a warning and a
+    # half-trained model; the script must not export it.
+    from sklearn.neural_network import MLPClassifier
+
+    calls = []
+
+    def interrupted_at_epoch_3(self: Any, *args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(MLPClassifier, "_update_no_improvement_count", interrupted_at_epoch_3)
+    status = nn.main(["--train", "--layers", "4,8,3", "--output-dir", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert (status, captured.err) == (130, "error: interrupted\n")
+    assert "trained an MLP" not in captured.out and "Verified" not in captured.out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_training_that_stops_early_is_exported_and_says_it_did_not_converge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Too few iterations: scikit-learn warns that it did not converge, the export is still exact.
+    monkeypatch.setattr(nn, "TRAIN_ITERATIONS", 3)
+    assert nn.main(["--train", "--layers", "4,8,3", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "trained an MLPClassifier: 3 iterations (not converged; the export is verified" in out
+    assert "Verified" in out
+    _, _, _, converged = nn.train_mlp([4, 8, 3], seed=0)
+    assert not converged
