@@ -1,6 +1,7 @@
 """Tests of neural_network.py: the custom operators, the network, its verification, external data,
 and the command-line manners a process shows (Ctrl-C, a closed pipe, output encodings)."""
 
+import errno
 import itertools
 import os
 import platform
@@ -808,3 +809,137 @@ def test_a_training_that_stops_early_is_exported_and_says_it_did_not_converge(
     assert "Verified" in out
     _, _, _, converged = nn.train_mlp([4, 8, 3], seed=0)
     assert not converged
+
+
+# --- Each step on its own, called by the test itself (a fixture's calls count for one test) -----
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_files_get_the_usual_mode_not_mkstemps_private_one(tmp_path, monkeypatch):
+    # Another user (a model server) must be able to read the model, as any file the user writes.
+    monkeypatch.setattr(nn, "EXTERNAL_DATA_THRESHOLD", 0)
+    _, _, model = model_for([4, 8, 3])
+    original = current_umask()
+    for umask in (0o022, 0o077, 0o002):
+        os.umask(umask)
+        try:
+            folder = tmp_path / f"umask{umask:o}"
+            folder.mkdir()
+            files = nn.save(model, folder / nn.MODEL_FILE, external_data=umask != 0o002)
+            for file in files:
+                assert file.stat().st_mode & 0o777 == 0o666 & ~umask, (file.name, oct(umask))
+            assert current_umask() == umask  # and the umask is left as it was
+        finally:
+            os.umask(original)
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_a_write_that_fails_leaves_no_temporary_file_and_the_old_model(
+    tmp_path, monkeypatch, failing
+):
+    _, _, model = model_for([4, 8, 3])
+    path = tmp_path / nn.MODEL_FILE
+    nn.save(model, path, external_data=False)
+    before = path.read_bytes()
+    _, _, other = model_for([4, 8, 3], seed=1)
+
+    def fail(*args: object) -> None:
+        raise OSError(errno.EIO, "simulated failure")
+
+    monkeypatch.setattr(nn.os, failing, fail)
+    with pytest.raises(OSError, match="simulated failure"):
+        nn.write_atomically(path, other.SerializeToString())
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == [nn.MODEL_FILE]
+    assert path.read_bytes() == before
+
+
+def test_a_failed_data_file_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(nn, "EXTERNAL_DATA_THRESHOLD", 0)
+    _, _, model = model_for([4, 8, 3])
+
+    def fail(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "simulated full disk")
+
+    monkeypatch.setattr(nn.external_data_helper, "write_external_data_tensors", fail)
+    with pytest.raises(OSError, match="simulated full disk"):
+        nn.save(model, tmp_path / nn.MODEL_FILE, external_data=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_save_keeps_the_previous_models_data_file(tmp_path, monkeypatch, capsys):
+    # The same bytes saved again: the data file of that name already exists and belongs to the
+    # model on disk. An interruption while writing the .onnx must leave both working.
+    assert nn.main(["--external-data", "--output-dir", str(tmp_path)]) == 0
+    before = sorted(tmp_path.iterdir())
+
+    def interrupted(path: Path, data: bytes) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nn, "write_atomically", interrupted)
+    assert nn.main(["--external-data", "--output-dir", str(tmp_path)]) == 130
+    assert sorted(tmp_path.iterdir()) == before
+    nn.check(tmp_path / nn.MODEL_FILE)
+    x = np.ones((2, 4), np.float32)
+    nn.run_onnxruntime(nn.load_session(tmp_path / nn.MODEL_FILE), x)
+
+
+def test_check_refuses_a_file_whose_types_do_not_add_up(tmp_path, capsys):
+    # The plain checker accepts an Add of a float and an int64; full_check's type inference not.
+    inputs = [
+        onnx.helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, ["N"]),
+        onnx.helper.make_tensor_value_info("b", onnx.TensorProto.INT64, ["N"]),
+    ]
+    output = onnx.helper.make_tensor_value_info("c", onnx.TensorProto.FLOAT, ["N"])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Add", ["a", "b"], ["c"])], "mixed", inputs, [output]
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", nn.OPSET)], ir_version=nn.IR_VERSION
+    )
+    path = tmp_path / "mixed.onnx"
+    path.write_bytes(model.SerializeToString())
+    onnx.checker.check_model(path)  # the plain checker does not notice
+    with pytest.raises(onnx.shape_inference.InferenceError):
+        nn.check(path)
+
+
+def test_weight_bytes_is_the_size_of_the_arrays():
+    weights, biases, model = model_for([4, 16, 16, 3])
+    assert nn.weight_bytes(model) == sum(a.nbytes for a in weights + biases) == 1612
+
+
+def test_too_big_a_model_says_how_many_bytes_of_weights(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(nn, "needs_external_data", lambda size: size == 1612)
+    _, _, model = model_for([4, 16, 16, 3])
+    files = nn.save(model, tmp_path / nn.MODEL_FILE, external_data=False)
+    out = capsys.readouterr().out
+    assert "   1612 bytes of weights do not fit in one protobuf message" in out
+    assert len(files) == 2 and files[1].suffix == ".data"
+
+
+def test_compare_accepts_within_the_tolerance_and_names_what_is_outside():
+    expected = np.array([[0.25, 0.75], [0.5, 0.5]])
+    inside = expected * (1 + nn.RTOL / 2)
+    assert nn.compare("inside", inside.astype(np.float32), expected) == pytest.approx(
+        0.75 * nn.RTOL / 2, rel=1e-3
+    )
+    assert nn.compare("equal", expected.copy(), expected) == 0.0
+    outside = expected + np.array([[0.0, 0.0], [0.0, 0.001]])
+    with pytest.raises(AssertionError) as error:
+        nn.compare("outside", outside, expected)
+    assert str(error.value) == "outside: largest difference 0.001 exceeds rtol=0.0001, atol=1e-05"
+    with pytest.raises(AssertionError) as error:
+        nn.compare("shape", expected[:1], expected)
+    assert str(error.value) == "shape: shape (1, 2) differs from (2, 2)"
+
+
+def test_a_label_gap_of_exactly_the_tolerance_is_a_tie():
+    probabilities = np.array([[nn.ATOL, 0.0, 0.0]])
+    assert nn.compare_labels("edge", np.array([1]), np.array([0]), probabilities) == 1
