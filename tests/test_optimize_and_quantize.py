@@ -4,13 +4,16 @@ The script's network is 64-256-256-10; these tests train 64-32-10 (the same code
 second) and run the timing functions with a handful of repeats. No test asserts a speed.
 """
 
+import errno
+import io
 import os
+import re
 import stat
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import onnx
@@ -472,3 +475,309 @@ def test_benchmark_goals_say_reached_or_not_with_the_figures(
     assert lines[0].endswith("2.50x, reached")
     assert lines[1].endswith("3.89x, reached")
     assert lines[2].endswith("3.18x, NOT reached")
+
+
+# --- Added for mutation testing (docs/mutation_testing.md, run E) --------------------------------
+
+
+def test_training_interrupted_inside_fit_stops_instead_of_returning_a_half_model(
+    data: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.neural_network import MLPClassifier
+
+    def interrupted_fit(self: Any, x: np.ndarray, y: np.ndarray) -> Any:
+        # What MLPClassifier does on Ctrl-C: warn, and return the model as far as it got.
+        oq.warnings.warn("Training interrupted by user.", UserWarning, stacklevel=1)
+        return self
+
+    monkeypatch.setattr(MLPClassifier, "fit", interrupted_fit)
+    x_train, _, y_train, _ = data
+    for _ in range(2):  # a warning seen once before must still stop the second training
+        with pytest.raises(KeyboardInterrupt):
+            oq.train_classifier(x_train[:50], y_train[:50], seed=0, hidden=SMALL)
+
+
+def test_training_that_converges_trains_the_network_asked_for(data: Split) -> None:
+    x_train, x_test, y_train, y_test = data
+    classifier = oq.train_classifier(x_train, y_train, seed=0, hidden=(16,))
+    mlp = classifier.steps[-1][1]
+    assert [c.shape for c in mlp.coefs_] == [(64, 16), (16, 10)]
+    assert mlp.max_iter == 300 and classifier.score(x_test, y_test) > 0.9
+    # The pipeline scales the raw pixels to 0..1 before the network sees them.
+    np.testing.assert_array_equal(classifier[:-1].transform(x_test), x_test / 16)
+    again = oq.train_classifier(x_train, y_train, seed=0, hidden=(16,))
+    np.testing.assert_array_equal(again.steps[-1][1].coefs_[0], mlp.coefs_[0])
+
+
+def test_converted_model_computes_what_scikit_learn_computes(trained: Trained, data: Split) -> None:
+    classifier, _, _ = trained
+    model = oq.convert(classifier)  # converted here, so that mutation testing runs it
+    x_test = data[1]
+    assert [o.name for o in model.graph.output] == ["label", "probabilities"]
+    assert {o.domain: o.version for o in model.opset_import} == {"": 22, "ai.onnx.ml": 1}
+    assert model.ir_version == 10
+    labels, probabilities = oq.run(oq.load_session(model.SerializeToString()), x_test)
+    np.testing.assert_array_equal(labels, classifier.predict(x_test))
+    np.testing.assert_allclose(
+        probabilities, classifier.predict_proba(x_test), rtol=oq.RTOL, atol=oq.ATOL
+    )
+    # Only the Mul reads the raw input; every other node reads the scaled pixels or later tensors.
+    readers = [n.op_type for n in model.graph.node if "X" in n.input]
+    assert readers == ["Mul"]
+
+
+def test_compare_outputs_refuses_probabilities_of_another_shape() -> None:
+    expected = np.full((3, 10), 0.1)
+    with pytest.raises(AssertionError, match=r"^short: probabilities shape \(2, 10\) != \(3, 10\)"):
+        oq.compare_outputs(
+            "short", np.zeros(2), expected[:2].astype(np.float32), np.zeros(3), expected
+        )
+
+
+def test_verification_rejects_a_reference_evaluator_that_disagrees(
+    trained: Trained, data: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classifier, model, path = trained
+    real = oq.ReferenceEvaluator
+
+    class Shifted:
+        def __init__(self, model: onnx.ModelProto) -> None:
+            self.evaluator = real(model)
+
+        def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            labels, probabilities = self.evaluator.run(names, feeds)
+            return [np.asarray(labels), np.asarray(probabilities) + 0.001]
+
+    monkeypatch.setattr(oq, "ReferenceEvaluator", Shifted)
+    with pytest.raises(AssertionError, match=r"^ONNX Runtime vs reference evaluator: .* 0\.001"):
+        oq.verify_float_model(classifier, model, oq.load_session(path), data[1])
+
+
+def test_verification_report_names_rows_differences_and_tolerance(
+    trained: Trained, data: Split, capsys: pytest.CaptureFixture[str]
+) -> None:
+    classifier, model, path = trained
+    oq.verify_float_model(classifier, model, oq.load_session(path), data[1])
+    line = capsys.readouterr().out
+    assert line.startswith("   verified on the 540 test rows: labels equal predict; largest ")
+    assert line.rstrip().endswith("(rtol=0.0001, atol=1e-05)")
+    assert "vs predict_proba " in line and ", vs the reference evaluator " in line
+
+
+def test_sessions_use_the_threads_and_level_asked_for(trained: Trained) -> None:
+    _, _, path = trained
+    options = oq.load_session(path, threads=1, level=oq.LEVELS["basic"]).get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.graph_optimization_level == oq.ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    default = oq.load_session(path).get_session_options()
+    assert default.graph_optimization_level == oq.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert oq.load_session(path).get_providers() == ["CPUExecutionProvider"]
+
+
+def test_a_level_that_changes_the_outputs_fails_the_level_check(
+    trained: Trained, data: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, path = trained
+    real_load, real_run = oq.load_session, oq.run
+    broken = set()
+
+    def load(source: Path, threads: int = 0, level: Any = oq.LEVELS["all"]) -> Any:
+        session = real_load(source, threads, level)
+        if level == oq.LEVELS["extended"]:
+            broken.add(id(session))
+        return session
+
+    def run(session: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = real_run(session, x)
+        return labels, probabilities + (0.01 if id(session) in broken else 0.0)
+
+    monkeypatch.setattr(oq, "load_session", load)
+    monkeypatch.setattr(oq, "run", run)
+    with pytest.raises(AssertionError, match=r"^level extended vs disabled: .* 0\.01 "):
+        oq.check_levels_agree(path, data[1][:32])
+
+
+def test_check_int8_accepts_exactly_the_limits() -> None:
+    # A drop of exactly one point (0.02 - 0.01 is 0.01 in floating point) and 99% agreement pass.
+    oq.check_int8("at the limits", accuracy=0.01, float_accuracy=0.02, agreement=0.99)
+    oq.check_int8("better than float32", accuracy=0.99, float_accuracy=0.98, agreement=1.0)
+
+
+def test_calibration_reader_feeds_every_row_once_in_batches() -> None:
+    rows = np.arange(150 * 64, dtype=np.float32).reshape(150, 64)
+    reader = oq.calibration_reader(rows)
+    batches = []
+    while (feed := reader.get_next()) is not None:
+        assert list(feed) == ["X"]
+        batches.append(feed["X"])
+    assert [len(b) for b in batches] == [64, 64, 22]
+    np.testing.assert_array_equal(np.concatenate(batches), rows)
+    assert reader.get_next() is None
+
+
+def test_quantizing_gives_int8_files_that_pass_the_checks(
+    trained: Trained, data: Split, tmp_path: Path
+) -> None:
+    # Preprocess and quantize here (not in a fixture), so that mutation testing runs these steps.
+    _, _, path = trained
+    x_train, x_test, _, y_test = data
+    preprocessed = oq.preprocess(path, tmp_path)
+    assert preprocessed.parent == tmp_path and preprocessed.name != path.name
+    assert "Gemm" in oq.node_sequence(onnx.load(preprocessed))
+    paths = oq.quantize_models(preprocessed, x_train, seed=0, folder=tmp_path)
+    assert list(paths) == ["dynamic int8", "static int8"]
+    assert all(p.parent == tmp_path for p in paths.values())
+    float_labels, float_probabilities = oq.run(oq.load_session(path), x_test)
+    float_accuracy = float(np.mean(float_labels == y_test))
+    for name, quantized_path in paths.items():
+        model = onnx.load(quantized_path)
+        onnx.checker.check_model(model, full_check=True)
+        weights = [t for t in model.graph.initializer if t.name.startswith("coefficient")]
+        assert {t.data_type for t in weights if t.dims} == {TensorProto.INT8}
+        accuracy, agreement, difference = oq.fidelity(
+            oq.load_session(quantized_path), x_test, y_test, float_labels, float_probabilities
+        )
+        oq.check_int8(name, accuracy, float_accuracy, agreement)
+        assert 0 < difference < 0.2
+    # Static: the activations are int8 too, starting with the input (biases stay int32).
+    static = onnx.load(paths["static int8"])
+    zero_points = {t.name: t.data_type for t in static.graph.initializer}
+    assert zero_points["X_zero_point"] == TensorProto.INT8
+    assert "QuantizeLinear" in oq.node_sequence(static)
+
+
+def test_write_atomically_writes_beside_the_target_and_replaces_an_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"an older, longer model")
+    real_replace = os.replace
+    sources = []
+
+    def replace(source: str, target: Path) -> None:
+        # Beside the target (one file system: a rename), hidden, and already complete.
+        sources.append(Path(source))
+        assert Path(source).read_bytes() == b"new"
+        real_replace(source, target)
+
+    monkeypatch.setattr(oq.os, "replace", replace)
+    assert oq.write_atomically(b"new", path) == 3
+    assert path.read_bytes() == b"new"
+    (source,) = sources
+    assert source.parent == tmp_path and source.name.startswith(".model.onnx.")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_output_dir_is_created_with_its_parents(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b"
+    oq.prepare_output_dir(folder)
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    oq.prepare_output_dir(folder)  # an existing folder is fine
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_unwritable_output_dir_fails_with_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /proc exists and is a folder, but no file can be created there, not even by root.
+    with pytest.raises(OSError) as error:
+        oq.prepare_output_dir(Path("/proc"))
+    assert error.value.errno is not None and error.value.filename == "/proc"
+    assert str(error.value.strerror).startswith("the output folder is not writable (")
+    assert oq.main(["--output-dir", "/proc"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert re.fullmatch(r"error: the output folder is not writable \(.+\): /proc\n", captured.err)
+
+
+def test_output_dir_that_is_a_file_is_named_in_the_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(NotADirectoryError) as error:
+        oq.prepare_output_dir(blocker)
+    assert error.value.errno == errno.ENOTDIR and error.value.filename == str(blocker)
+
+
+def test_interrupt_exits_130_without_verified_or_leftovers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(oq, "load_digits_split", interrupted)
+    assert oq.main(["--output-dir", str(tmp_path)]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "error: interrupted\n" and "Verified" not in captured.out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_closed_pipe_exits_141_and_silences_stdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def closed_pipe() -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(oq, "lesson", lambda args, work: None)
+    monkeypatch.setattr(oq, "print_versions", closed_pipe)
+    with open(tmp_path / "stdout.txt", "w", encoding="utf-8") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert oq.main(["--output-dir", str(tmp_path / "out")]) == 141
+        print("written after the pipe closed")
+        stdout.flush()
+    assert "after the pipe closed" not in (tmp_path / "stdout.txt").read_text(encoding="utf-8")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (ValueError("first line\nsecond line"), "error: ValueError: first line\n"),
+        (ValueError(), "error: ValueError\n"),
+        (OSError(errno.ENOSPC, "No space left on device"), "error: No space left on device\n"),
+        (
+            FileNotFoundError(errno.ENOENT, "No such file or directory", "x.onnx"),
+            "error: No such file or directory: x.onnx\n",
+        ),
+    ],
+)
+def test_an_unexpected_failure_is_one_line_and_exit_1(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    line: str,
+) -> None:
+    def fail(*args: object) -> NoReturn:
+        raise error
+
+    monkeypatch.setattr(oq, "load_digits_split", fail)
+    assert oq.main(["--output-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == line
+
+
+def test_any_terminal_encoding_prints_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(oq, "lesson", lambda args, work: print("profile: 12.0 µs per run"))
+    assert oq.main(["--output-dir", str(tmp_path)]) == 0
+    terminal.flush()
+    report = terminal.buffer.getvalue().decode("ascii")
+    assert "12.0 \\xb5s per run" in report and "\nVersions: Python " in report
+
+
+def test_lesson_work_files_go_to_a_temporary_folder_that_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders = []
+
+    def lesson(args: Any, work: Path) -> None:
+        assert work.is_dir() and work.parent != args.output_dir
+        (work / "profile.json").write_text("[]")
+        folders.append(work)
+
+    monkeypatch.setattr(oq, "lesson", lesson)
+    assert oq.main(["--output-dir", str(tmp_path / "out"), "--seed", "5"]) == 0
+    (work,) = folders
+    assert not work.exists() and list((tmp_path / "out").iterdir()) == []
