@@ -943,3 +943,29 @@ def test_compare_accepts_within_the_tolerance_and_names_what_is_outside():
 def test_a_label_gap_of_exactly_the_tolerance_is_a_tie():
     probabilities = np.array([[nn.ATOL, 0.0, 0.0]])
     assert nn.compare_labels("edge", np.array([1]), np.array([0]), probabilities) == 1
+
+
+def test_reference_softmax_stays_finite_for_large_logits():
+    # exp(1000) overflows: a stable softmax subtracts each row's largest logit first.
+    weights = [np.array([[1.0, 0.0]], np.float32)]
+    biases = [np.array([0.0, -2.0], np.float32)]
+    probabilities = nn.numpy_forward(np.array([[1000.0], [0.0]], np.float32), weights, biases)
+    small = np.exp(-2.0)
+    np.testing.assert_allclose(probabilities, [[1.0, 0.0], [1 / (1 + small), small / (1 + small)]])
+
+
+@pytest.mark.parametrize("widths", [[5, 16, 16, 3], [5, 6, 6, 2]])
+def test_trained_export_has_the_layers_asked_for_and_matches(widths, capsys):
+    # Binary and multi-class, with more than one hidden layer: every layer has the asked widths,
+    # the input is W0 wide, and the exported network computes scikit-learn's probabilities.
+    weights, biases, rows, true_labels, (name, reference) = nn.trained_network(widths, seed=0)
+    assert [w.shape for w in weights] == list(itertools.pairwise(widths))
+    assert [b.shape for b in biases] == [(width,) for width in widths[1:]]
+    assert rows.shape == (nn.TEST_ROWS, widths[0]) and rows.dtype == np.float32
+    assert true_labels is not None and sorted(set(true_labels)) == list(range(widths[-1]))
+    model = nn.build_model(weights, biases)
+    probabilities, labels = nn.run_onnxruntime(nn.load_session(model.SerializeToString()), rows)
+    expected, expected_labels = reference(rows)
+    nn.compare(name, probabilities, expected)
+    np.testing.assert_array_equal(labels, expected_labels)
+    assert name == "scikit-learn" and np.mean(labels == true_labels) > 0.7
