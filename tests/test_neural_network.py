@@ -757,8 +757,11 @@ def test_external_data_run_prints_the_save_step_the_docs_show(tmp_path, capsys, 
     start = out.index("2. Save")
     end = out.index("load the model by its path", start)
     assert out[start : out.index("\n", end) + 1] == shown
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
-        re.findall(r"wrote models/(\S+) ", shown)
+    written = re.findall(r"wrote models/(\S+) ", shown)
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(written)
+    assert (
+        f"\nVerified: models/{written[0]} and models/{written[1]} agree with NumPy and the "
+        "reference evaluator.\n" in out
     )
 
 
@@ -773,6 +776,14 @@ def test_train_run_prints_the_verification_the_docs_show(tmp_path, capsys):
     start = out.index("5. Run")
     end = out.index("test accuracy", start)
     assert out[start : out.index("\n", end) + 1] == shown
+    # The verdict names scikit-learn, and so does the versions line, after the others.
+    import sklearn
+
+    *_, verdict, versions = out.splitlines()
+    path = tmp_path / nn.MODEL_FILE
+    assert verdict == f"Verified: {path} agrees with scikit-learn and the reference evaluator."
+    assert versions.startswith("Versions: Python ") and ", onnxruntime " in versions
+    assert versions.endswith(f", scikit-learn {sklearn.__version__}")
 
 
 def test_training_interrupted_in_process_exits_130_and_writes_nothing(
@@ -969,3 +980,22 @@ def test_trained_export_has_the_layers_asked_for_and_matches(widths, capsys):
     nn.compare(name, probabilities, expected)
     np.testing.assert_array_equal(labels, expected_labels)
     assert name == "scikit-learn" and np.mean(labels == true_labels) > 0.7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "-1"], "argument --seed: must be from 0 to 2**32 - 1 (4294967295), got -1"),
+        (["--seed", "1e3"], "argument --seed: expected a whole number, got '1e3'"),
+        (
+            ["--train", "--layers", "3,16,9"],
+            "argument --train: 3 input feature(s) can separate at most 8 classes in the synthetic "
+            "data set, not 9",
+        ),
+    ],
+)
+def test_usage_errors_say_what_is_wrong(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        nn.parse_args(args)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"neural_network.py: error: {message} (see --help)\n"
