@@ -781,3 +781,78 @@ def test_lesson_work_files_go_to_a_temporary_folder_that_is_removed(
     assert oq.main(["--output-dir", str(tmp_path / "out"), "--seed", "5"]) == 0
     (work,) = folders
     assert not work.exists() and list((tmp_path / "out").iterdir()) == []
+
+
+def test_noise_rows_are_seeded_and_cover_the_two_ranges() -> None:
+    noise = oq.noise_rows(32, seed=0)
+    assert list(noise) == ["noise in [0, 1)", "noise in [0, 16]"]
+    for rows in noise.values():
+        assert rows.shape == (32, 64) and rows.dtype == np.float32
+    low, full = noise.values()
+    assert low.min() >= 0 and low.max() < 1
+    assert full.min() >= 0 and full.max() <= 16 and full.max() > 8
+    again = oq.noise_rows(32, seed=0)
+    np.testing.assert_array_equal(again["noise in [0, 16]"], full)
+    assert not np.array_equal(oq.noise_rows(32, seed=1)["noise in [0, 1)"], low)
+
+
+def test_command_line_defaults_and_one_line_usage_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = oq.parse_args([])
+    assert (args.benchmark, args.output_dir, args.seed) == (False, Path("models"), 0)
+    assert oq.parse_args(["--benchmark", "--seed", "9"]).benchmark is True
+    with pytest.raises(SystemExit) as exit_info:
+        oq.parse_args(["--seed", "x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "optimize_and_quantize.py: error: argument --seed: expected a whole number, got 'x' "
+        "(see --help)\n"
+    )
+    with pytest.raises(SystemExit):
+        oq.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: models)" in help_text and "(default: 0)" in help_text
+    assert "2000/200 repeats instead of 50/10" in help_text
+
+
+def test_benchmark_run_reports_the_goals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(oq, "BENCHMARK_REPEATS", (3, 2))
+    assert small_main(monkeypatch, ["--benchmark", "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "(3/2 interleaved repeats, 1 thread)" in out and "rough" not in out
+    assert out.count("   goal: ") == 3 and "x smaller: " in out
+    assert f"\nVerified: {tmp_path / oq.FLOAT_FILE} and its int8 versions in {tmp_path}\n" in out
+
+
+def test_default_run_prints_the_report_the_docs_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The docs' sample comes from the full-size network; this run trains the small one. Every
+    # figure becomes "#", then each line of the sample must appear, in order, except timings
+    # (which differ between runs, also in their unit) and the lines that list the layers, the
+    # training or the nodes of the graphs (which depend on the network's size).
+    page = (ROOT / "docs" / "optimize_and_quantize.md").read_text(encoding="utf-8")
+    sample = page.split("<!-- sample: python optimize_and_quantize.py -->\n```text\n")[1]
+    sample = sample.split("```")[0]
+
+    def figures_hidden(line: str) -> str:
+        return re.sub(r"\d+(\.\d+)?(e-\d+)?", "#", " ".join(line.split()))
+
+    network_size = ("MLPClassifier", "trained in", "MatMul", "Gemm")
+    expected = [
+        figures_hidden(line)
+        for line in sample.splitlines()
+        if not any(word in line for word in (" µs", " ms", *network_size))
+    ]
+    monkeypatch.chdir(tmp_path)
+    assert small_main(monkeypatch, []) == 0
+    out = capsys.readouterr().out.replace(os.sep, "/")  # Windows prints models\\digits_mlp.onnx
+    report = [figures_hidden(line) for line in out.splitlines()]
+    position = 0
+    for line in expected:
+        assert line in report[position:], f"missing or out of order: {line!r}"
+        position = report.index(line, position) + 1
