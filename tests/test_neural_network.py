@@ -999,3 +999,11 @@ def test_usage_errors_say_what_is_wrong(args, message, capsys):
         nn.parse_args(args)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f"neural_network.py: error: {message} (see --help)\n"
+
+
+def test_biases_are_small_but_not_zero_and_of_both_signs():
+    # Small, so the He scale sets the activations; not zero, so a lost Add would show.
+    _, biases = nn.he_initialise([4, 300, 300, 2], seed=0)
+    values = np.concatenate(biases)
+    assert np.all(np.abs(values) <= 0.1)
+    assert values.min() < -0.09 and values.max() > 0.09
