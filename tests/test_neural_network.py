@@ -2,6 +2,7 @@
 and the command-line manners a process shows (Ctrl-C, a closed pipe, output encodings)."""
 
 import errno
+import io
 import itertools
 import os
 import platform
@@ -988,6 +989,11 @@ def test_trained_export_has_the_layers_asked_for_and_matches(widths, capsys):
         (["--seed", "-1"], "argument --seed: must be from 0 to 2**32 - 1 (4294967295), got -1"),
         (["--seed", "1e3"], "argument --seed: expected a whole number, got '1e3'"),
         (
+            ["--layers", "4,1"],
+            "argument --layers: the output width is the number of classes and must be 2 or more, "
+            "got 1 (a softmax over one class is always 1.0, whatever the weights)",
+        ),
+        (
             ["--train", "--layers", "3,16,9"],
             "argument --train: 3 input feature(s) can separate at most 8 classes in the synthetic "
             "data set, not 9",
@@ -1007,3 +1013,50 @@ def test_biases_are_small_but_not_zero_and_of_both_signs():
     values = np.concatenate(biases)
     assert np.all(np.abs(values) <= 0.1)
     assert values.min() < -0.09 and values.max() > 0.09
+
+
+def test_a_near_tie_between_labels_is_reported_not_hidden(tmp_path, capsys):
+    # Zero weights: every class has probability 1/3, an exact tie. A reference that breaks the tie
+    # the other way disagrees on every label, which is allowed, and the report says so.
+    weights, biases = [np.zeros((4, 3), np.float32)], [np.zeros(3, np.float32)]
+    path = tmp_path / nn.MODEL_FILE
+    nn.save(nn.build_model(weights, biases), path, external_data=False)
+
+    def other_tie_break(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities = nn.numpy_forward(x, weights, biases)
+        return probabilities, np.full(len(x), 2)
+
+    x = np.ones((5, 4), np.float32)
+    evaluator = nn.load_reference_evaluator(path)
+    nn.verify_batch(nn.load_session(path), evaluator, ("NumPy", other_tie_break), x)
+    out = capsys.readouterr().out
+    assert out.endswith("; labels agree except 5 near-tie(s) of the top two\n"), out
+
+
+def test_an_ascii_terminal_gets_escapes_not_an_error(tmp_path, monkeypatch):
+    # The benchmark prints "µs": a terminal that cannot show it gets "\\xb5s", and the run succeeds.
+    monkeypatch.setattr(nn, "BENCHMARK_BATCHES", (1,))
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    status = nn.main(["--benchmark", "--layers", "4,3", "--output-dir", str(tmp_path)])
+    stdout.flush()
+    assert status == 0 and b"\\xb5s" in raw.getvalue() and b"Verified" in raw.getvalue()
+
+
+def test_the_output_folder_is_created_with_its_parents(tmp_path):
+    folder = tmp_path / "a" / "b" / "c"
+    nn.prepare_output_dir(folder)
+    assert folder.is_dir() and list(folder.iterdir()) == []
+
+
+def test_output_folder_errors_carry_their_errno(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(NotADirectoryError) as error:
+        nn.prepare_output_dir(blocker)
+    assert error.value.errno == errno.ENOTDIR and error.value.filename == str(blocker)
+    with pytest.raises(OSError) as error:
+        nn.prepare_output_dir(blocker / "inside")  # mkdir fails: the parent is a file
+    assert error.value.errno == errno.ENOTDIR
+    assert error.value.strerror == "the output folder is not writable (Not a directory)"
