@@ -772,6 +772,10 @@ def test_train_run_prints_the_verification_the_docs_show(tmp_path, capsys):
     assert nn.main(args) == 0
     out = capsys.readouterr().out
     shown = docs_sample("python neural_network.py --train --layers 8,32,32,32,32,2")
+    assert out.startswith(
+        "MLP with layers 8,32,32,32,32,2 (5 dense layers) from a trained scikit-learn "
+        "MLPClassifier, seed 0\n"
+    )
     # This one converges: no note that it did not.
     assert "\n   trained an MLPClassifier: 120 iterations\n" in out
     start = out.index("5. Run")
