@@ -842,7 +842,7 @@ def test_default_run_prints_the_report_the_docs_show(
     def figures_hidden(line: str) -> str:
         return re.sub(r"\d+(\.\d+)?(e-\d+)?", "#", " ".join(line.split()))
 
-    network_size = ("MLPClassifier", "trained in", "MatMul", "Gemm")
+    network_size = ("MLPClassifier", "trained in", "pixel scaling as Mul:", " nodes:", " nodes in")
     expected = [
         figures_hidden(line)
         for line in sample.splitlines()
@@ -856,3 +856,34 @@ def test_default_run_prints_the_report_the_docs_show(
     for line in expected:
         assert line in report[position:], f"missing or out of order: {line!r}"
         position = report.index(line, position) + 1
+
+
+def test_benchmark_goals_not_reached_below_them_and_reached_at_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def model(size: int, seconds: float) -> dict[str, float]:
+        return {"bytes": size, "batch large": seconds}
+
+    oq.print_goals(
+        {
+            "float32": model(350, 2.0),
+            "dynamic int8": model(100, 1.0),
+            "static int8": model(175, 2.0),
+        }
+    )
+    oq.print_goals(
+        {
+            "float32": model(350, 2.0),
+            "dynamic int8": model(350, 1.0),
+            "static int8": model(350, 1.0),
+        }
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(", ", 1)[1] for line in lines] == [
+        "NOT reached",  # 1.00x faster
+        "reached",  # 3.50x smaller: exactly the goal
+        "NOT reached",  # 2.00x smaller
+        "reached",  # 2.00x faster: exactly the goal
+        "NOT reached",
+        "NOT reached",
+    ]
