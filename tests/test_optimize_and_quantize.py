@@ -888,3 +888,17 @@ def test_benchmark_goals_not_reached_below_them_and_reached_at_them(
         "NOT reached",
         "NOT reached",
     ]
+
+
+def test_noise_calibration_report_is_the_same_on_every_run_with_the_seed(
+    trained: Trained, data: Split, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The docs promise: every figure but the timings is the same on every run with the same seed.
+    _, _, path = trained
+    preprocessed = oq.preprocess(path, tmp_path)
+    reports = []
+    for _ in range(2):
+        oq.print_noise_calibration(preprocessed, path, data, seed=3, folder=tmp_path)
+        reports.append(capsys.readouterr().out)
+    assert reports[0] == reports[1]
+    assert "noise in [0, 1)   accuracy " in reports[0]
