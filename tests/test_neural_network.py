@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -1064,3 +1065,17 @@ def test_output_folder_errors_carry_their_errno(tmp_path):
         nn.prepare_output_dir(blocker / "inside")  # mkdir fails: the parent is a file
     assert error.value.errno == errno.ENOTDIR
     assert error.value.strerror == "the output folder is not writable (Not a directory)"
+
+
+def test_the_inlined_twin_opens_on_the_cpu_without_a_warning_and_matches():
+    weights, biases, model = model_for([4, 8, 3])
+    inlined = onnx.inliner.inline_local_functions(nn.skeleton_of(model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a misspelt provider is a warning and a fallback
+        session = nn.inlined_session(inlined, weights, biases)
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    x = np.random.default_rng(5).normal(size=(7, 4)).astype(np.float32)
+    probabilities, labels = nn.run_onnxruntime(session, x)
+    expected = nn.numpy_forward(x, weights, biases)
+    nn.compare("inlined twin vs NumPy", probabilities, expected)
+    np.testing.assert_array_equal(labels, expected.argmax(axis=1))
