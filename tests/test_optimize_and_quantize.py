@@ -352,6 +352,10 @@ def test_calibration_rows_are_seeded_training_rows(data: Split) -> None:
     np.testing.assert_array_equal(rows, oq.calibration_rows(x_train, 16, seed=3))
     assert not np.array_equal(rows, oq.calibration_rows(x_train, 16, seed=4))
     assert all((x_train == row).all(axis=1).any() for row in rows)
+    # Distinct rows: asked for as many rows as there are, each comes exactly once.
+    distinct = np.arange(80, dtype=np.float32).reshape(40, 2)
+    every = oq.calibration_rows(distinct, 40, seed=0)
+    np.testing.assert_array_equal(np.sort(every[:, 0]), distinct[:, 0])
 
 
 def test_calibrating_on_noise_below_the_pixel_range_ruins_the_static_model(
