@@ -1079,3 +1079,25 @@ def test_the_inlined_twin_opens_on_the_cpu_without_a_warning_and_matches():
     expected = nn.numpy_forward(x, weights, biases)
     nn.compare("inlined twin vs NumPy", probabilities, expected)
     np.testing.assert_array_equal(labels, expected.argmax(axis=1))
+
+
+def test_files_are_written_under_hidden_temporary_names_in_the_models_folder(tmp_path, monkeypatch):
+    # In the same folder, so os.replace is an atomic rename on one file system; hidden, and not
+    # ending in .onnx or .data, so no glob of models or data files (the stale-data cleanup
+    # included) ever picks up a half-written file.
+    monkeypatch.setattr(nn, "EXTERNAL_DATA_THRESHOLD", 0)
+    _, _, model = model_for([4, 8, 3])
+    seen: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync_and_look(fd: int) -> None:
+        real_fsync(fd)
+        seen.extend(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+
+    monkeypatch.setattr(nn.os, "fsync", fsync_and_look)
+    nn.save(model, tmp_path / nn.MODEL_FILE, external_data=True)
+    monkeypatch.undo()
+    assert len(seen) >= 2, seen
+    assert any(re.fullmatch(r"\.neural_network\.\w+\.data\.tmp", name) for name in seen), seen
+    assert any(re.fullmatch(r"\.neural_network\.onnx\.\w+\.tmp", name) for name in seen), seen
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
