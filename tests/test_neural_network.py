@@ -1101,3 +1101,40 @@ def test_files_are_written_under_hidden_temporary_names_in_the_models_folder(tmp
     assert any(re.fullmatch(r"\.neural_network\.\w+\.data\.tmp", name) for name in seen), seen
     assert any(re.fullmatch(r"\.neural_network\.onnx\.\w+\.tmp", name) for name in seen), seen
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_closed_pipe_exits_141_and_silences_stdout(tmp_path, capsys, monkeypatch):
+    # A reader that closed the pipe (`| head`): the next write fails. Afterwards stdout must lead
+    # nowhere, so that Python's own flush at exit has nothing to complain about.
+    def closed_pipe(*args: object) -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(nn, "check", closed_pipe)
+    with open(tmp_path / "stdout.txt", "w", encoding="utf-8") as stdout:
+        monkeypatch.setattr(sys, "stdout", stdout)
+        assert nn.main(["--layers", "4,3", "--output-dir", str(tmp_path / "out")]) == 141
+        print("written after the pipe closed")
+        stdout.flush()
+    assert "after the pipe closed" not in (tmp_path / "stdout.txt").read_text(encoding="utf-8")
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (ValueError("first line\nsecond line"), "error: ValueError: first line\n"),
+        (ValueError(), "error: ValueError\n"),
+        (OSError(errno.EIO, "Input/output error"), "error: Input/output error\n"),
+    ],
+)
+def test_an_unexpected_failure_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch, error, line):
+    def failing(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(nn, "check", failing)
+    assert nn.main(["--layers", "4,3", "--output-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == line and "Verified" not in captured.out
+    assert captured.out.startswith(
+        "MLP with layers 4,3 (1 dense layer) from He-initialised weights"
+    )
