@@ -1138,3 +1138,13 @@ def test_an_unexpected_failure_is_one_line_and_exit_1(tmp_path, capsys, monkeypa
     assert captured.out.startswith(
         "MLP with layers 4,3 (1 dense layer) from He-initialised weights"
     )
+
+
+def test_help_shows_the_defaults_and_the_layers_format(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        nn.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines at the terminal width
+    assert "[--layers W0,...,Wk]" in out
+    assert "(default: 4,16,16,3)" in out and "(default: models)" in out
+    assert "(default: 0)" in out and "(default: False)" in out
