@@ -831,6 +831,7 @@ def test_benchmark_run_reports_the_goals(
     assert small_main(monkeypatch, ["--benchmark", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "(3/2 interleaved repeats, 1 thread)" in out and "rough" not in out
+    assert "\n1. Session cost\n" in out and "(3 runs)" in out
     assert out.count("   goal: ") == 3 and "x smaller: " in out
     assert f"\nVerified: {tmp_path / oq.FLOAT_FILE} and its int8 versions in {tmp_path}\n" in out
 
@@ -935,3 +936,28 @@ def test_sessions_of_every_step_open_on_the_cpu_without_a_warning(
         oq.executed_graph(path, oq.LEVELS["all"], tmp_path / "all.onnx")
         oq.profile(path, data[1][:4], runs=1, folder=tmp_path)
         assert oq.load_session(path).get_providers() == ["CPUExecutionProvider"]
+
+
+def test_same_seed_gives_the_same_files_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In process (the PYTHONHASHSEED check above starts a process, which mutation testing skips).
+    reports = []
+    for name in ("first", "second"):
+        assert small_main(monkeypatch, ["--output-dir", str(tmp_path / name), "--seed", "7"]) == 0
+        reports.append(capsys.readouterr().out)
+    for file_name in (oq.FLOAT_FILE, oq.DYNAMIC_FILE, oq.STATIC_FILE):
+        first, second = (tmp_path / name / file_name for name in ("first", "second"))
+        assert first.read_bytes() == second.read_bytes()
+    report = reports[0]
+    assert "(stratified, seed 7)" in report
+    assert (
+        "\n0. Train an MLPClassifier 64-32-10, convert it, save it, load it back and verify\n"
+        in report
+    )
+    # The small network stops at the epoch limit, and the report says so.
+    assert (
+        "\n   trained in 300 epochs (the limit: not converged, verified all the same)\n" in report
+    )
+    assert "\n1. Session cost (rough: few repeats; --benchmark for steadier figures)\n" in report
+    assert "median:" in report and "(2 runs)" in report  # the quick repeats, not the benchmark's
