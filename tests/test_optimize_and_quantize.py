@@ -961,3 +961,7 @@ def test_same_seed_gives_the_same_files_and_report(
     )
     assert "\n1. Session cost (rough: few repeats; --benchmark for steadier figures)\n" in report
     assert "median:" in report and "(2 runs)" in report  # the quick repeats, not the benchmark's
+    assert (
+        "pixel scaling as Mul: Mul Cast MatMul Add Relu MatMul Add Softmax Identity ArgMax "
+        "ai.onnx.ml:ArrayFeatureExtractor Reshape Cast\n"
+    ) in report
