@@ -1,6 +1,7 @@
 """Tests of neural_network.py: the custom operators, the network, its verification, external data,
 and the command-line manners a process shows (Ctrl-C, a closed pipe, output encodings)."""
 
+import argparse
 import errno
 import io
 import itertools
@@ -1148,3 +1149,13 @@ def test_help_shows_the_defaults_and_the_layers_format(capsys):
     assert "[--layers W0,...,Wk]" in out
     assert "(default: 4,16,16,3)" in out and "(default: models)" in out
     assert "(default: 0)" in out and "(default: False)" in out
+
+
+@pytest.mark.parametrize(
+    ("layers", "shown"), [([4, 3], "1 dense layer"), ([4, 8, 3], "2 dense layers")]
+)
+def test_the_first_line_counts_the_dense_layers(layers, shown, capsys):
+    nn.introduce(argparse.Namespace(layers=layers, train=False, seed=7))
+    first = capsys.readouterr().out.splitlines()[0]
+    text = ",".join(map(str, layers))
+    assert first == f"MLP with layers {text} ({shown}) from He-initialised weights, seed 7"
