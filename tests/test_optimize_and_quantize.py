@@ -83,6 +83,7 @@ def test_split_is_seeded_stratified_raw_pixels(data: Split) -> None:
     # Stratified: each class's share of the test split matches the whole data set's within a row.
     counts = np.bincount(np.concatenate([y_train, y_test]))
     np.testing.assert_allclose(np.bincount(y_test), counts * oq.TEST_SIZE, atol=1)
+    np.testing.assert_array_equal(oq.load_digits_split(seed=0)[1], x_test)  # the same seed
     other = oq.load_digits_split(seed=1)
     assert not np.array_equal(other[1], x_test)
 
@@ -962,6 +963,25 @@ def test_same_seed_gives_the_same_files_and_report(
     assert "\n1. Session cost (rough: few repeats; --benchmark for steadier figures)\n" in report
     assert "median:" in report and "(2 runs)" in report  # the quick repeats, not the benchmark's
     assert (
+        "\n   checked: both int8 models within 1 point of float32's accuracy and agreeing on at "
+        "least 99% of the labels\n"
+    ) in report
+    assert (
         "pixel scaling as Mul: Mul Cast MatMul Add Relu MatMul Add Softmax Identity ArgMax "
         "ai.onnx.ml:ArrayFeatureExtractor Reshape Cast\n"
     ) in report
+
+
+def test_write_atomically_ctrl_c_just_after_the_rename_stays_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+
+    def replace_then_interrupt(source: str, target: Path) -> NoReturn:
+        real_replace(source, target)
+        raise KeyboardInterrupt  # Ctrl-C lands after the rename: the cleanup finds no file
+
+    monkeypatch.setattr(oq.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        oq.write_atomically(b"complete", tmp_path / "model.onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
