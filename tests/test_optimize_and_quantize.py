@@ -985,3 +985,18 @@ def test_write_atomically_ctrl_c_just_after_the_rename_stays_an_interrupt(
     with pytest.raises(KeyboardInterrupt):
         oq.write_atomically(b"complete", tmp_path / "model.onnx")
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_compare_outputs_tolerance_is_relative_plus_absolute() -> None:
+    labels = np.array([0, 0])
+    expected = np.array([[0.5, 0.0], [0.9, 0.0]])
+    # 3e-5 on 0.5 is beyond atol (1e-5) alone but within atol + rtol * 0.5 (6e-5): accepted.
+    relative = expected + np.array([[3e-5, 0.0], [0.0, 0.0]])
+    assert oq.compare_outputs("relative", labels, relative, labels, expected)[0] == pytest.approx(
+        3e-5
+    )
+    # 5e-6 on a probability of 0 is beyond any relative tolerance but within atol: accepted.
+    absolute = expected + np.array([[0.0, 5e-6], [0.0, 0.0]])
+    assert oq.compare_outputs("absolute", labels, absolute, labels, expected)[0] == pytest.approx(
+        5e-6
+    )
