@@ -1000,3 +1000,12 @@ def test_compare_outputs_tolerance_is_relative_plus_absolute() -> None:
     assert oq.compare_outputs("absolute", labels, absolute, labels, expected)[0] == pytest.approx(
         5e-6
     )
+
+
+def test_compare_outputs_counts_only_the_differences_that_are_not_near_ties() -> None:
+    expected = np.array([[0.5, 0.5 - 1e-6, 0.0], [0.5, 0.5 - 2.5e-5, 0.0], [0.1, 0.7, 0.2]])
+    # Row 0 is a near-tie (gap 1e-6 <= 2 * atol); row 1's gap, 2.5e-5, is not; row 2 is plain wrong.
+    with pytest.raises(AssertionError, match=r"^mixed: 2 of 3 labels differ where the top two"):
+        oq.compare_outputs("mixed", np.array([1, 1, 0]), expected, np.array([0, 0, 1]), expected)
+    with pytest.raises(AssertionError, match=r"^gap: 1 of 3 labels differ where the top two"):
+        oq.compare_outputs("gap", np.array([1, 1, 1]), expected, np.array([0, 0, 1]), expected)
