@@ -950,6 +950,12 @@ def test_same_seed_gives_the_same_files_and_report(
     for file_name in (oq.FLOAT_FILE, oq.DYNAMIC_FILE, oq.STATIC_FILE):
         first, second = (tmp_path / name / file_name for name in ("first", "second"))
         assert first.read_bytes() == second.read_bytes()
+    # The calibration pitfall's figures (no timing in those lines) are the same too.
+    noise_lines = [
+        [line for line in text.splitlines() if line.startswith(("   training rows", "   noise in"))]
+        for text in reports
+    ]
+    assert len(noise_lines[0]) == 3 and noise_lines[0] == noise_lines[1]
     report = reports[0]
     assert "(stratified, seed 7)" in report
     assert (
@@ -1009,3 +1015,20 @@ def test_compare_outputs_counts_only_the_differences_that_are_not_near_ties() ->
         oq.compare_outputs("mixed", np.array([1, 1, 0]), expected, np.array([0, 0, 1]), expected)
     with pytest.raises(AssertionError, match=r"^gap: 1 of 3 labels differ where the top two"):
         oq.compare_outputs("gap", np.array([1, 1, 1]), expected, np.array([0, 0, 1]), expected)
+
+
+def test_noise_calibration_report_shows_the_pitfall_in_its_figures(
+    trained: Trained, data: Split, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, path = trained
+    oq.print_noise_calibration(oq.preprocess(path, tmp_path), path, data, seed=0, folder=tmp_path)
+    figures = {
+        match[1].strip(): (float(match[2]), float(match[3]))
+        for match in re.finditer(
+            r"^   (.{17}) accuracy (\S+), agreement +(\S+)%", capsys.readouterr().out, re.M
+        )
+    }
+    assert list(figures) == ["training rows", "noise in [0, 1)", "noise in [0, 16]"]
+    accuracy, agreement = figures["training rows"]
+    assert accuracy > 0.9 and 99 <= agreement <= 100
+    assert figures["noise in [0, 1)"][1] < 90  # calibrated on the wrong range: labels change
