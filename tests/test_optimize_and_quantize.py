@@ -1032,3 +1032,31 @@ def test_noise_calibration_report_shows_the_pitfall_in_its_figures(
     accuracy, agreement = figures["training rows"]
     assert accuracy > 0.9 and 99 <= agreement <= 100
     assert figures["noise in [0, 1)"][1] < 90  # calibrated on the wrong range: labels change
+
+
+def test_quantization_table_rows_look_as_the_docs_show(capsys: pytest.CaptureFixture[str]) -> None:
+    # The figures of the docs' sample, timings included, give back the sample's rows.
+    def row(size: int, one: float, large: float, agreement: float, difference: float) -> dict:
+        return {
+            "bytes": size,
+            "batch 1": one,
+            "batch large": large,
+            "accuracy": 0.9815,
+            "agreement": agreement,
+            "difference": difference,
+        }
+
+    oq.print_quantization(
+        {
+            "float32": row(341373, 10e-6, 1.01e-3, 1.0, 0.0),
+            "dynamic int8": row(91300, 9e-6, 519e-6, 0.995, 0.0311),
+        },
+        test_rows=540,
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (
+        "   float32        341.4 KB      10 µs    1.01 ms     0.9815     100.00%          0.0000"
+    )
+    assert lines[2] == (
+        "   dynamic int8    91.3 KB       9 µs     519 µs     0.9815      99.50%          0.0311"
+    )
