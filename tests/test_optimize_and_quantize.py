@@ -1060,3 +1060,17 @@ def test_quantization_table_rows_look_as_the_docs_show(capsys: pytest.CaptureFix
     assert lines[2] == (
         "   dynamic int8    91.3 KB       9 µs     519 µs     0.9815      99.50%          0.0311"
     )
+
+
+def test_time_per_operator_sums_kernel_times_only() -> None:
+    def event(category: str, name: str, operator: str, microseconds: int) -> dict:
+        return {"cat": category, "name": name, "args": {"op_name": operator}, "dur": microseconds}
+
+    events = [
+        event("Node", "fc1_kernel_time", "Gemm", 5),
+        event("Node", "fc2_kernel_time", "Gemm", 7),
+        event("Node", "fc1_fence_before", "Gemm", 100),  # bookkeeping, not the kernel
+        event("Node", "relu_kernel_time", "Relu", 3),
+        event("Session", "model_run", "", 1000),
+    ]
+    assert oq.time_per_operator(events) == {"Gemm": 12, "Relu": 3}
