@@ -18,7 +18,7 @@ LESSON_CASES = {
     "neural_network": ("neural_network.py", [], ["neural_network.onnx"]),
     "neural_network_train": (
         "neural_network.py",
-        ["--train", "--layers", "8,32,32,32,32,2"],
+        ["--train", "--layers", "4,8,3"],
         ["neural_network.onnx"],
     ),
     "sklearn_converter": ("sklearn_converter.py", [], ["sklearn_random_forest.onnx"]),
@@ -53,13 +53,14 @@ def lesson_runs(
 ) -> dict[str, list[tuple[subprocess.CompletedProcess[str], Path]]]:
     """Run every case twice from an empty folder, as a reader would; return results and folders.
 
-    The first run prints UTF-8 under PYTHONHASHSEED=1, the second ASCII under PYTHONHASHSEED=2.
+    The first run prints UTF-8 under PYTHONHASHSEED=0, the second ASCII under PYTHONHASHSEED=1.
     Several test files check these same runs (the report, the files, the docs' samples), so
     each lesson starts twice per test session, not once per property checked.
     """
     jobs = []
     for case_id, (script, args, _) in LESSON_CASES.items():
-        for hash_seed, encoding in (("1", "utf-8"), ("2", "ascii")):
+        # Hash seeds 0 and 1 put skl2onnx's opset entries in opposite orders when unsorted.
+        for hash_seed, encoding in (("0", "utf-8"), ("1", "ascii")):
             cwd = tmp_path_factory.mktemp(f"{case_id}-{hash_seed}")
             environment = {"PYTHONHASHSEED": hash_seed, "PYTHONIOENCODING": encoding}
             jobs.append((case_id, script, args, cwd, environment))
