@@ -213,12 +213,12 @@ def save_model(model: onnx.ModelProto, path: Path) -> int:
     # file or the complete new one, never a half-written protobuf.
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        # mkstemp creates the file readable by its owner only; give it the usual permissions.
         umask = os.umask(0)
         os.umask(umask)
         # Open the handle first: if anything below fails, the with block closes it, and the
         # cleanup can remove the file (Windows cannot remove a file that is still open).
         with os.fdopen(handle, "wb") as stream:
+            # mkstemp creates the file readable by its owner only; give it the usual permissions.
             os.chmod(temporary, 0o666 & ~umask)
             stream.write(data)
             stream.flush()
@@ -230,7 +230,7 @@ def save_model(model: onnx.ModelProto, path: Path) -> int:
     return len(data)
 
 
-# --- 5. Load and 6. Run --------------------------------------------------------------------------
+# --- 5. Load, and running a loaded model ----------------------------------------------------------
 
 
 def load_session(path: Path) -> ort.InferenceSession:
@@ -251,7 +251,7 @@ def run_reference_evaluator(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray
     return outputs[0]
 
 
-# --- 7. Verify -----------------------------------------------------------------------------------
+# --- 6. Run and verify ----------------------------------------------------------------------------
 
 
 def numpy_reference(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
