@@ -44,23 +44,38 @@ library versions.
 
 from __future__ import annotations
 
-import argparse
-import errno
 import os
-import platform
 import signal
 import sys
-import tempfile
-from pathlib import Path
-from typing import NoReturn, cast
 
+# Ctrl-C (or SIGTERM, SIGHUP) while the libraries below import, or after main() has returned:
+# one line and status 128 + the signal's number. main() handles every signal in between.
+STOPPED: list[int] = []  # the signals that stopped this run; see the plumbing block at the end
 if __name__ == "__main__":
-    # Ctrl-C while the libraries below are still importing: one line and status 130, as in main().
-    def _interrupted_at_startup(signum: int, frame: object) -> None:
-        sys.stderr.write("error: interrupted\n")
-        os._exit(130)
 
-    signal.signal(signal.SIGINT, _interrupted_at_startup)
+    def stop_at_once(signum: int, frame: object) -> None:
+        if not STOPPED:  # main() has not said it already
+            print(
+                "error: interrupted" if signum == signal.SIGINT else "error: terminated",
+                file=sys.stderr,
+            )
+        os._exit(128 + signum)
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop_at_once)
+
+import argparse
+import contextlib
+import errno
+import functools
+import platform
+import secrets
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnx
@@ -72,21 +87,60 @@ from onnx.reference import ReferenceEvaluator
 # Opset 22 and IR version 10 are what ONNX 1.17 writes. Left out, make_model stamps the newest
 # versions the installed onnx knows (opset 28, IR version 14 for onnx 1.23), and a runtime older
 # than that onnx refuses the file. Pinned, the file loads in the pinned onnxruntime (which accepts
-# up to opset 28 and IR version 14) and in older runtimes too.
+# up to opset 28 and IR version 14) and in onnxruntime 1.21 and later (docs/other_runtimes.md).
 OPSET = 22
 IR_VERSION = 10
 MODEL_FILE = "linear_regression.onnx"
-DEFAULT_FEATURES = 3
-DEFAULT_SAMPLES = 100
 NOISE = 0.1  # standard deviation of the noise added to the synthetic targets
 NEW_ROWS = 64  # size of the "many rows" batch used for verification
-SEED_MAX = 2**32 - 1  # NumPy and scikit-learn accept seeds from 0 to 2**32 - 1: one range for all
 # u, the unit roundoff of float32: one rounding changes a value by at most this relative amount.
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 TEXT_VALUES_SHOWN = 16  # initializers with more values than this are elided in the text form
+MAX_VALUES = 10**8  # features x samples: 800 MB of float64 training data, the most we try
+
+
+def lesson(args: argparse.Namespace) -> None:
+    """The lesson, step by step: fit, build, check, save, load, run and verify."""
+    print(
+        f"Linear regression Y = X·A + B: {args.features} features, "
+        f"{args.samples} training rows, seed {args.seed}"
+    )
+    a, b = fit(args.features, args.samples, args.seed)
+    model = build_model(a, b)
+    print(f"   opset {OPSET}, IR version {IR_VERSION}, nodes: {node_list(model)}")
+    check(model)
+    path = args.output_dir / MODEL_FILE
+    print("\n4. Save it with onnx.save_model, as a draft that gets its name once verified")
+    with publish(path) as draft:
+        onnx.save_model(model, draft)
+        print("\n5. Load the file back from disk into ONNX Runtime (CPUExecutionProvider)")
+        session = load_session(draft)
+        show_signature(session)
+        print("\n6. Run and verify on new rows, within float32's error bound for X·A + B")
+        verify(session, onnx.load(draft), a, b, args.seed)
+    print(f"   wrote {path} ({path.stat().st_size} bytes)")
+    print(f"\nVerified: {path} agrees with both references.")
+    print(
+        f"Versions: Python {platform.python_version()}, numpy {np.__version__}, "
+        f"onnx {onnx.__version__}, onnxruntime {ort.__version__}"
+    )
 
 
 # --- 1. Fit --------------------------------------------------------------------------------------
+
+
+def fit(features: int, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit A and B on a seeded synthetic data set and print them beside the true coefficients."""
+    print("\n1. Fit A and B with NumPy least squares on a noisy synthetic data set")
+    x_train, y_train, true_a, true_b = make_dataset(features, samples, seed)
+    a, b = fit_least_squares(x_train, y_train)
+    print("   coefficient       true     fitted")
+    for index in range(min(features, TEXT_VALUES_SHOWN)):
+        print(f"   {f'A[{index}]':<12} {true_a[index]:10.4f} {a[index, 0]:10.4f}")
+    if features > TEXT_VALUES_SHOWN:
+        print(f"   ... and {features - TEXT_VALUES_SHOWN} more")
+    print(f"   {'B':<12} {true_b:10.4f} {b[0]:10.4f}")
+    return a, b
 
 
 def make_dataset(
@@ -116,6 +170,7 @@ def fit_least_squares(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def build_model(a: np.ndarray, b: np.ndarray) -> onnx.ModelProto:
     """Build the ONNX graph Y = MatMul(X, A) + B with A and B stored as initializers."""
+    print("\n2. Build the graph with onnx.helper: MatMul, then Add, with A and B as initializers")
     features = a.shape[0]
     # A value info declares a name, an element type and a shape. The string "N" is a symbolic
     # dimension: any batch size is accepted, and tools show it by name.
@@ -142,7 +197,21 @@ def build_model(a: np.ndarray, b: np.ndarray) -> onnx.ModelProto:
     return model
 
 
+def node_list(model: onnx.ModelProto) -> str:
+    """Return the graph's operator types in order, for the report."""
+    return ", ".join(node.op_type for node in model.graph.node)
+
+
 # --- 3. Check ------------------------------------------------------------------------------------
+
+
+def check(model: onnx.ModelProto) -> None:
+    """Check the model, print the shapes inference finds inside it, and print its text form."""
+    print("\n3. Check it (onnx.checker, full_check=True), infer shapes, print the text form")
+    for info in check_model(model).graph.value_info:
+        print(f"   inferred intermediate {info.name}: {dims(info.type.tensor_type.shape)}")
+    for line in text_form(model).splitlines():
+        print("   " + line.rstrip())
 
 
 def check_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -151,6 +220,11 @@ def check_model(model: onnx.ModelProto) -> onnx.ModelProto:
     # rejected here instead of at run time.
     onnx.checker.check_model(model, full_check=True)
     return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+
+def dims(shape: onnx.TensorShapeProto) -> list[str | int]:
+    """Return a shape as the lessons print it: a named dimension by name, an unnamed one as ?."""
+    return [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in shape.dim]
 
 
 def text_form(model: onnx.ModelProto, values_shown: int = TEXT_VALUES_SHOWN) -> str:
@@ -164,7 +238,6 @@ def text_form(model: onnx.ModelProto, values_shown: int = TEXT_VALUES_SHOWN) -> 
         model.graph.input,
         model.graph.output,
         value_info=model.graph.value_info,
-        doc_string=model.graph.doc_string,
     )
     elided = {}
     for tensor in model.graph.initializer:
@@ -188,54 +261,20 @@ def text_form(model: onnx.ModelProto, values_shown: int = TEXT_VALUES_SHOWN) -> 
     return text
 
 
-# --- 4. Save -------------------------------------------------------------------------------------
-
-
-def prepare_output_dir(folder: Path) -> None:
-    """Create the output folder when missing and make sure a file can be written there."""
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "the output folder is not a folder", str(folder))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # Permission bits do not tell the whole story (root, read-only mounts, /proc): try it.
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise OSError(
-            error.errno, f"the output folder is not writable ({error.strerror})", str(folder)
-        ) from None
-
-
-def save_model(model: onnx.ModelProto, path: Path) -> int:
-    """Write the model atomically to path and return its size in bytes."""
-    data = model.SerializeToString()
-    # A temporary file in the same folder, then os.replace: a reader of path sees either the old
-    # file or the complete new one, never a half-written protobuf.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        # Open the handle first: if anything below fails, the with block closes it, and the
-        # cleanup can remove the file (Windows cannot remove a file that is still open).
-        with os.fdopen(handle, "wb") as stream:
-            # mkstemp creates the file readable by its owner only; give it the usual permissions.
-            os.chmod(temporary, 0o666 & ~umask)
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return len(data)
-
-
-# --- 5. Load, and running a loaded model ----------------------------------------------------------
+# --- 5. Load, and run a loaded model --------------------------------------------------------------
 
 
 def load_session(path: Path) -> ort.InferenceSession:
-    """Open the saved file in ONNX Runtime, on the CPU."""
+    """Open a saved model file in ONNX Runtime, on the CPU."""
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def show_signature(session: ort.InferenceSession) -> None:
+    """Print the inputs and outputs as ONNX Runtime sees them: names, types and shapes."""
+    for kind, values in (("input ", session.get_inputs()), ("output", session.get_outputs())):
+        for value in values:
+            shape = ["?" if d is None else d for d in value.shape]
+            print(f"   {kind} {value.name}: {value.type} {shape}")
 
 
 def run_onnxruntime(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
@@ -265,8 +304,9 @@ def float32_error_bound(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarr
     # the order of the additions (runtimes block and vectorise them differently), the float32
     # result differs from the exact sum by at most gamma_n·sum|term|, with
     # gamma_n = n·u / (1 - n·u) (Higham, Accuracy and Stability of Numerical Algorithms, 3.1).
-    # The bound grows with the number of terms and their magnitudes: 500 features allow 100
-    # times the error of 5, and a fixed tolerance is wrong for one of them.
+    # The bound grows with the number of terms and with their magnitudes: from 5 features to 500,
+    # gamma alone grows 83 times (501 / 6), and the sum of |terms| grows too. A fixed tolerance
+    # is wrong for one of them.
     terms = a.shape[0] + 1
     gamma = terms * FLOAT32_UNIT_ROUNDOFF / (1 - terms * FLOAT32_UNIT_ROUNDOFF)
     magnitudes = np.abs(x.astype(np.float64)) @ np.abs(a.astype(np.float64)) + np.abs(b)
@@ -324,158 +364,157 @@ def verify(
         )
 
 
-# --- Command line --------------------------------------------------------------------------------
+# --- The lesson's flags ---------------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
-    """Parse a whole number of 1 or more, for argparse."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add this lesson's flags; the plumbing block adds --output-dir and --seed."""
+    size = functools.partial(whole_number, low=1, high=MAX_VALUES)
+    parser.add_argument("--features", type=size, default=3, help="number of input features")
+    parser.add_argument("--samples", type=size, default=100, help="training rows, > features")
 
 
-def seed_int(text: str) -> int:
-    """Parse a seed from 0 to SEED_MAX, for argparse."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 2**32 - 1 ({SEED_MAX}), got {value}")
-    return value
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse and validate the command line; exit 2 with one message on a usage error."""
-    parser = argparse.ArgumentParser(
-        prog=Path(__file__).name,
-        description="Fit a linear regression, build it as an ONNX graph by hand, save it, "
-        "and verify ONNX Runtime against NumPy and the ONNX reference evaluator.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--features", type=positive_int, default=DEFAULT_FEATURES, help="number of input features"
-    )
-    parser.add_argument(
-        "--samples",
-        type=positive_int,
-        default=DEFAULT_SAMPLES,
-        help="training rows; at least features + 1",
-    )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("models"),
-        help="folder for the .onnx file, created when missing",
-    )
-    parser.add_argument("--seed", type=seed_int, default=0, help="random seed, 0 to 2**32 - 1")
-
-    # argparse prints the whole usage before the error; one line that names the problem reads
-    # better in a terminal and in CI logs. The exit status stays 2, argparse's usage error.
-    def usage_error(message: str) -> NoReturn:
-        parser.exit(2, f"{parser.prog}: error: {message} (see --help)\n")
-
-    parser.error = usage_error  # type: ignore[method-assign]
-    args = parser.parse_args(argv)
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """Return why the flags cannot work together, or None."""
     if args.samples < args.features + 1:
-        parser.error(
+        return (
             f"argument --samples: {args.samples} rows cannot determine {args.features} "
             f"coefficients and an intercept; use at least {args.features + 1}"
         )
+    if args.samples * args.features > MAX_VALUES:
+        return f"--samples x --features is at most {MAX_VALUES:,} (the training data's size)"
+    return None
+
+
+# ==== Command-line plumbing: nothing below is about ONNX. The same block ends every lesson ========
+# (tests/test_plumbing.py keeps it so): flags, statuses, signals, the output folder, publishing.
+
+
+class Failure(Exception):
+    """An operation that failed: main() prints `error: ` and the message, and returns 1."""
+
+
+def whole_number(text: str, low: int, high: int) -> int:
+    """Parse a whole number from low to high written with the digits 0-9, for argparse."""
+    shown = text if len(text) <= 24 else text[:24] + "..."
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number (digits 0-9), got {shown!r}")
+    if len(text) > 24 or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {shown}")
+    return int(text)
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the lesson's flags and the shared ones; a usage error is one line and status 2."""
+    parser = argparse.ArgumentParser(
+        prog=Path(__file__).name,
+        description=(__doc__ or "").partition("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.add_argument("--output-dir", default="models", help="folder for the files it writes")
+    seed = functools.partial(whole_number, low=0, high=2**32 - 1)
+    parser.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**32 - 1")
+    # One line that names the problem, not argparse's whole usage block; still status 2.
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message} (see --help)\n")  # type: ignore[method-assign]
+    args = parser.parse_args(argv)
+    name = args.output_dir  # onnx and ONNX Runtime take file names in UTF-8 only
+    if not name or name != name.encode("utf-8", "replace").decode("utf-8"):
+        parser.error("argument --output-dir: expected a folder name in UTF-8 (. is this folder)")
+    args.output_dir = Path(name)
+    if problem := usage_problem(args):
+        parser.error(problem)
     return args
 
 
-def print_versions() -> None:
-    """Print the versions this run used, so a pasted report can be reproduced."""
-    print(
-        f"Versions: Python {platform.python_version()}, numpy {np.__version__}, "
-        f"onnx {onnx.__version__}, onnxruntime {ort.__version__}"
-    )
+def prepare_output_dir(folder: Path) -> None:
+    """Create the output folder when missing and check, by trying, that files can be made there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # permission bits miss root and read-only mounts
+            pass
+    except OSError as error:
+        known = {errno.EEXIST: "a file or a broken link has that name"}
+        known[errno.ENOENT] = "it refuses new files"  # /proc and other virtual file systems
+        reason = known.get(error.errno or 0, error.strerror)
+        raise Failure(f"cannot create files in the output folder {folder} ({reason})") from None
+
+
+@contextlib.contextmanager
+def publish(path: Path) -> Iterator[Path]:
+    """Yield a hidden draft path that becomes path only if the block (save, load, verify) works."""
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        yield draft
+        with open(draft, "r+b") as stream:  # on the disk before its new name points at it
+            os.fsync(stream.fileno())
+        os.replace(draft, path)
+    finally:
+        with contextlib.suppress(OSError):
+            draft.unlink(missing_ok=True)
+
+
+def stop(signum: int, frame: object) -> None:
+    """Turn Ctrl-C, SIGTERM or SIGHUP into one KeyboardInterrupt, so that every cleanup runs."""
+    STOPPED.append(signum)
+    if len(STOPPED) == 1:
+        raise KeyboardInterrupt
+
+
+def report(error: BaseException) -> int:
+    """Print the one line a failure deserves and return its exit status."""
+    stopped = bool(STOPPED) or isinstance(error, KeyboardInterrupt)  # or a library relabelled it
+    if isinstance(error, BrokenPipeError) and not stopped:  # the reader left (`| true`): quietly
+        return 141
+    signum = (STOPPED or [signal.SIGINT])[0]
+    if stopped:
+        reason = "interrupted" if signum == signal.SIGINT else "terminated"
+    elif isinstance(error, OSError) and error.strerror:
+        reason = error.strerror + (f": {error.filename}" if error.filename else "")
+    else:
+        kinds: dict[type, str] = {Failure: "", AssertionError: "verification failed: "}
+        kind = kinds.get(type(error), f"{type(error).__name__}: ")
+        reason = (kind + " ".join(str(error).split())[:400]).rstrip(": ") or "failed"
+    print(f"error: {reason}", file=sys.stderr)
+    return 128 + signum if stopped else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the lesson: fit, build, check, save, load, run and verify."""
-    args = parse_args(argv)
-    if hasattr(sys.stdout, "reconfigure"):
-        # Any terminal encoding: a character it cannot show becomes an escape, not an error.
+    """Run the lesson as a command and return its exit status; restore what it changes."""
+    STOPPED.clear()
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to print the report
+        return report(Failure("standard output is closed"))
+    main_thread = threading.current_thread() is threading.main_thread()  # signals work there
+    signals = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    handlers = {s: signal.signal(s, stop) for s in signals} if main_thread else {}
+    errors = getattr(sys.stdout, "errors", None)
+    if hasattr(sys.stdout, "reconfigure"):  # any terminal: what it cannot show becomes an escape
         sys.stdout.reconfigure(errors="backslashreplace")
-    # From here on Ctrl-C raises KeyboardInterrupt, which the handler below turns into status 130.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    path = args.output_dir / MODEL_FILE
     try:
+        try:
+            args = parse_arguments(argv)
+        except SystemExit as exit:  # --help (0) or a usage error (2), printed by argparse
+            sys.stdout.flush()
+            return int(exit.code or 0)
         prepare_output_dir(args.output_dir)
-        print(
-            f"Linear regression Y = X·A + B: {args.features} features, "
-            f"{args.samples} training rows, seed {args.seed}"
-        )
-
-        print("\n1. Fit A and B with NumPy least squares on a noisy synthetic data set")
-        x_train, y_train, true_a, true_b = make_dataset(args.features, args.samples, args.seed)
-        a, b = fit_least_squares(x_train, y_train)
-        print("   coefficient       true     fitted")
-        for index in range(min(args.features, TEXT_VALUES_SHOWN)):
-            print(f"   {f'A[{index}]':<12} {true_a[index]:10.4f} {a[index, 0]:10.4f}")
-        if args.features > TEXT_VALUES_SHOWN:
-            print(f"   ... and {args.features - TEXT_VALUES_SHOWN} more")
-        print(f"   {'B':<12} {true_b:10.4f} {b[0]:10.4f}")
-
-        print(
-            "\n2. Build the graph with onnx.helper: MatMul, then Add, with A and B as initializers"
-        )
-        model = build_model(a, b)
-        print(
-            f"   opset {OPSET}, IR version {IR_VERSION}, nodes: "
-            + ", ".join(node.op_type for node in model.graph.node)
-        )
-
-        print("\n3. Check it (onnx.checker, full_check=True), infer shapes, print the text form")
-        inferred = check_model(model)
-        for info in inferred.graph.value_info:
-            dims = [d.dim_param or d.dim_value for d in info.type.tensor_type.shape.dim]
-            print(f"   inferred intermediate {info.name}: {dims}")
-        for line in text_form(model).splitlines():
-            print("   " + line.rstrip())
-
-        print("\n4. Save it atomically")
-        size = save_model(model, path)
-        print(f"   wrote {path} ({size} bytes)")
-
-        print("\n5. Load the file back from disk into ONNX Runtime (CPUExecutionProvider)")
-        session = load_session(path)
-        loaded = onnx.load(path)
-        for kind, values in (("input ", session.get_inputs()), ("output", session.get_outputs())):
-            for value in values:
-                print(f"   {kind} {value.name}: {value.type} {value.shape}")
-
-        print("\n6. Run and verify on new rows, within float32's error bound for X·A + B")
-        verify(session, loaded, a, b, args.seed)
-        print(f"\nVerified: {path} agrees with both references.")
-        print_versions()
-        sys.stdout.flush()  # a closed pipe surfaces here at the latest, inside the handlers below
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader closed the pipe (`| head`): stop quietly like other command-line tools, and
-        # point stdout at devnull so Python's own flush at exit has nothing to complain about.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except AssertionError as error:
-        print(f"error: verification failed: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        where = f": {error.filename}" if error.filename else ""
-        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
-        return 1
-    except Exception as error:  # one line instead of a traceback, as the contract promises
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"error: {type(error).__name__}{': ' if message else ''}{message}", file=sys.stderr)
-        return 1
-    return 0
+        lesson(args)
+        sys.stdout.flush()  # a closed pipe or a full disk surfaces here at the latest
+        if STOPPED:  # a signal that a library caught and dropped still stops the run
+            raise KeyboardInterrupt
+        return 0
+    except BaseException as error:
+        for s in handlers:  # a second Ctrl-C while the first is reported changes nothing
+            signal.signal(s, signal.SIG_IGN)
+        return report(error)
+    finally:
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):  # nowhere to print: leave Python's exit nothing to flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if errors and hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(errors=errors)
+        for s, handler in handlers.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,249 @@
+"""The command-line plumbing block: the same in every lesson, and right at every edge.
+
+Every lesson ends with the same block (flags, exit statuses, signals, the output folder, publishing
+a verified model), so it is tested once here, in process, through linear_regression.py, and a test
+checks that every lesson carries the very same text. What only a process shows (a real Ctrl-C, a
+closed pipe or stdout, a full disk, SIGTERM) is in tests/test_scripts.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+import linear_regression as lr
+
+REFERENCE = ROOT / "linear_regression.py"
+OTHERS = sorted(path for path in ROOT.glob("*.py") if path != REFERENCE)
+BANNER = "# ==== Command-line plumbing: nothing below is about ONNX."
+START_UP = (
+    "from __future__ import annotations\n",
+    "            signal.signal(getattr(signal, name), stop_at_once)\n",
+)
+
+
+def plumbing_block(path: Path) -> str:
+    """Return a lesson's plumbing block: from its banner to the end of the file."""
+    text = path.read_text(encoding="utf-8")
+    assert BANNER in text, f"{path.name} has no plumbing block"
+    return text[text.index(BANNER) :]
+
+
+def start_up_block(path: Path) -> str:
+    """Return a lesson's start-up lines: the signal handler installed before the heavy imports."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(START_UP[0]), text.index(START_UP[1]) + len(START_UP[1])
+    return text[start:end]
+
+
+@pytest.mark.parametrize("lesson", OTHERS, ids=[p.name for p in OTHERS])
+def test_every_lesson_ends_with_the_same_plumbing_block(lesson: Path) -> None:
+    assert plumbing_block(lesson) == plumbing_block(REFERENCE)
+    assert start_up_block(lesson) == start_up_block(REFERENCE)
+
+
+def test_the_plumbing_block_is_short_and_comes_last() -> None:
+    block = plumbing_block(REFERENCE)
+    assert len([line for line in block.splitlines() if line.strip()]) <= 120
+    assert block.endswith('if __name__ == "__main__":\n    sys.exit(main())\n')
+
+
+# --- main() returns its status and changes nothing around it -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "status"), [(["--help"], 0), (["--nope"], 2), (["--seed", "-1"], 2)]
+)
+def test_main_returns_the_status_instead_of_exiting(
+    argv: list[str], status: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert lr.main(argv) == status
+    captured = capsys.readouterr()
+    assert (captured.out != "") == (status == 0) and (captured.err != "") == (status == 2)
+
+
+def test_main_restores_the_signal_handlers_and_the_output_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGINT, mine)
+    try:
+        errors = getattr(sys.stdout, "errors", None)
+        assert lr.main(["--output-dir", str(tmp_path)]) == 0
+        assert signal.getsignal(signal.SIGINT) is mine
+        assert getattr(sys.stdout, "errors", None) == errors
+        assert lr.main(["--nope"]) == 2
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_main_runs_from_a_thread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    statuses: list[int] = []
+    thread = threading.Thread(
+        target=lambda: statuses.append(lr.main(["--output-dir", str(tmp_path)]))
+    )
+    thread.start()
+    thread.join(60)
+    assert statuses == [0]
+    assert (tmp_path / lr.MODEL_FILE).is_file()
+
+
+# --- What a whole number and a folder name are ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["\u0663", "\uff11\uff12", "1_000", " 7 ", "+7", "-1", "7.0", "", "0x10"]
+)
+def test_a_whole_number_is_written_with_the_digits_0_to_9_only(
+    text: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert lr.main(["--seed", text, "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --seed: expected a whole number (digits 0-9)" in err
+
+
+def test_a_huge_number_is_not_echoed_in_full(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert lr.main(["--seed", "9" * 5000, "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 200 and "must be from 0 to 4294967295, got 999999999999999999999999..." in err
+    assert lr.whole_number("0042", 0, 100) == 42
+
+
+@pytest.mark.parametrize("name", ["", "caf\udce9"])  # empty; a byte that is not UTF-8 (Linux)
+def test_an_output_folder_name_must_be_usable(
+    name: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert lr.main(["--output-dir", name]) == 2
+    assert "argument --output-dir: expected a folder name in UTF-8" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # not even models/ was created
+
+
+# --- Publishing: only a verified file gets the model's name --------------------------------------
+
+
+def test_publish_renames_the_draft_only_when_the_block_succeeds(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"old, verified")
+    with pytest.raises(AssertionError), lr.publish(path) as draft:
+        draft.write_bytes(b"new, wrong")
+        raise AssertionError("verification failed")
+    assert path.read_bytes() == b"old, verified" and list(tmp_path.iterdir()) == [path]
+    with lr.publish(path) as draft:
+        assert draft.parent == tmp_path and draft.name.startswith(".model.onnx.")
+        draft.write_bytes(b"new, verified")
+    assert path.read_bytes() == b"new, verified" and list(tmp_path.iterdir()) == [path]
+
+
+def test_two_drafts_of_one_file_never_share_a_name(tmp_path: Path) -> None:
+    with lr.publish(tmp_path / "m.onnx") as first, lr.publish(tmp_path / "m.onnx") as second:
+        assert first != second
+        first.write_bytes(b"1")
+        second.write_bytes(b"2")
+    assert (tmp_path / "m.onnx").read_bytes() == b"1"  # the outer block finished last
+
+
+# --- One line and the right status for every failure ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "stopped", "status", "line"),
+    [
+        (KeyboardInterrupt(), [], 130, "error: interrupted\n"),
+        (KeyboardInterrupt(), [signal.SIGTERM], 128 + signal.SIGTERM, "error: terminated\n"),
+        (ImportError("initialization failed"), [signal.SIGINT], 130, "error: interrupted\n"),
+        (BrokenPipeError(errno.EPIPE, "Broken pipe"), [], 141, ""),
+        (AssertionError("a\n b"), [], 1, "error: verification failed: a b\n"),
+        (
+            OSError(errno.ENOSPC, "No space left on device"),
+            [],
+            1,
+            "error: No space left on device\n",
+        ),
+        (lr.Failure("it broke"), [], 1, "error: it broke\n"),
+        (ValueError(), [], 1, "error: ValueError\n"),
+    ],
+)
+def test_report_prints_one_line_and_returns_the_status(
+    error: BaseException,
+    stopped: list[int],
+    status: int,
+    line: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lr, "STOPPED", list(stopped))
+    assert lr.report(error) == status
+    assert capsys.readouterr().err == line
+
+
+def test_a_second_signal_while_the_first_is_handled_raises_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lr, "STOPPED", [])
+    with pytest.raises(KeyboardInterrupt):
+        lr.stop(signal.SIGINT, None)
+    lr.stop(signal.SIGINT, None)  # the second one is remembered, not raised
+    assert lr.STOPPED == [signal.SIGINT, signal.SIGINT]
+
+
+def test_a_signal_that_a_library_swallowed_still_stops_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_verify = lr.verify
+
+    def verify_then_swallow_a_ctrl_c(*args: object, **kwargs: object) -> None:
+        real_verify(*args, **kwargs)  # type: ignore[arg-type]
+        with contextlib.suppress(KeyboardInterrupt):  # what a careless library does
+            lr.stop(signal.SIGINT, None)
+
+    monkeypatch.setattr(lr, "verify", verify_then_swallow_a_ctrl_c)
+    assert lr.main(["--output-dir", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
+def test_closed_stdout_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys, "stdout", None)
+    assert lr.main(["--output-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == "error: standard output is closed\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_under_stdout_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class Full(io.RawIOBase):
+        full = True  # until os.dup2 points the descriptor at os.devnull
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: object) -> int:
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return len(memoryview(data))  # type: ignore[arg-type]
+
+        def fileno(self) -> int:
+            return 1
+
+    device = Full()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(device), "utf-8"))
+    monkeypatch.setattr(os, "dup2", lambda *args: setattr(device, "full", False))
+    assert lr.main(["--output-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == "error: No space left on device\n"
