@@ -415,6 +415,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default="models", help="folder for the files it writes")
     seed = functools.partial(whole_number, low=0, high=2**32 - 1)
     parser.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**32 - 1")
+    # argparse drops a failed write of --help silently; this reports it (closed pipe, full disk).
+    parser.print_help = lambda file=None: sys.stdout.write(parser.format_help())  # type: ignore[method-assign,assignment]
     # One line that names the problem, not argparse's whole usage block; still status 2.
     parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message} (see --help)\n")  # type: ignore[method-assign]
     args = parser.parse_args(argv)

@@ -73,3 +73,17 @@ def test_onnx_save_writes_into_the_target_path_itself():
 
 def test_the_cpu_execution_provider_is_always_there():
     assert "CPUExecutionProvider" in ort.get_available_providers()
+
+
+def test_onnx_runtime_reports_an_unset_dimension_as_none_and_a_named_one_by_name():
+    # The convention the lessons print (a name, a number, or ? for an unset dimension) starts from
+    # what ONNX Runtime reports: None for a dimension with neither dim_param nor dim_value.
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, "N", 3])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["X"], ["Y"])], "dims", [x], [onnx.ValueInfoProto(name="Y")]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)], ir_version=10)
+    (dimension,) = model.graph.input[0].type.tensor_type.shape.dim[:1]
+    assert not dimension.HasField("dim_param") and not dimension.HasField("dim_value")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [None, "N", 3]

@@ -37,7 +37,7 @@ def linear_model() -> onnx.ModelProto:
 @pytest.fixture
 def session(linear_model, tmp_path):
     path = tmp_path / "model.onnx"
-    lr.save_model(linear_model, path)
+    onnx.save_model(linear_model, path)
     return lr.load_session(path)
 
 
@@ -245,15 +245,15 @@ def test_7_empty_file_loads_silently_in_onnx(tmp_path):
 
 def test_7_fix_atomic_write_keeps_the_old_file_whole(linear_model, tmp_path, monkeypatch):
     path = tmp_path / "model.onnx"
-    lr.save_model(linear_model, path)
+    onnx.save_model(linear_model, path)
     before = path.read_bytes()
 
     def crash(source, destination):
         raise OSError("simulated crash before the rename")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="simulated crash"):
-        lr.save_model(helper.make_model(linear_model.graph), path)
+    with pytest.raises(OSError, match="simulated crash"), lr.publish(path) as draft:
+        onnx.save_model(helper.make_model(linear_model.graph), draft)
     # The reader still sees the complete old model, and no temporary file is left behind.
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
@@ -372,7 +372,7 @@ def test_security_pickle_runs_code_on_load_and_onnx_does_not(linear_model, capsy
     assert "printed by pickle.loads" in capsys.readouterr().out
     # Loading an .onnx file parses a protobuf: it calls no function named in the file.
     path = tmp_path / "model.onnx"
-    lr.save_model(linear_model, path)
+    onnx.save_model(linear_model, path)
     loaded = onnx.load(path)
     assert capsys.readouterr().out == ""
     assert [n.op_type for n in loaded.graph.node] == ["MatMul", "Add"]

@@ -214,3 +214,193 @@ def test_ctrl_c_exits_130_with_one_line_and_no_file(script, moment, interrupted)
     assert not [name for name in left if name.endswith(".tmp")], left
     if moment != "run":
         assert not [name for name in left if name.endswith(".onnx")], left
+
+
+# --- The plumbing block's edges that only a process shows ----------------------------------------
+# The block is the same in every lesson (tests/test_plumbing.py), so linear_regression.py stands for
+# all of them here: one process per behaviour.
+
+LESSON_1 = str(ROOT / "linear_regression.py")
+
+
+def pause_and_signal(moment: str, signals: list[int], cwd: Path) -> tuple[int, str, list[str]]:
+    """Run lesson 1 paused at a moment, send the signals; return status, stderr, files left."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPT_DRIVER, moment, LESSON_1, "--output-dir", "out"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("PAUSED"):
+            break
+    for number in signals:
+        process.send_signal(number)
+    _, stderr = process.communicate(timeout=60)
+    out = cwd / "out"
+    return process.returncode, stderr, sorted(p.name for p in out.iterdir()) if out.exists() else []
+
+
+def run_with_stdout(argv: list[str], stdout: object, cwd: Path) -> tuple[int, str]:
+    """Run lesson 1 with stdout set up as given (a file such as /dev/full); return status, err."""
+    result = subprocess.run(
+        [sys.executable, LESSON_1, *argv],
+        cwd=cwd,
+        stdout=stdout,  # type: ignore[arg-type]
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result.returncode, result.stderr
+
+
+def closed_stdout(argv: list[str], cwd: Path) -> tuple[int, str]:
+    """Run lesson 1 with its stdout closed, as `python linear_regression.py >&-` does."""
+    result = subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" >&-', sys.executable, LESSON_1, *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result.returncode, result.stderr
+
+
+def help_into_a_closed_pipe(cwd: Path) -> tuple[int, bytes]:
+    """Run `--help` into a pipe whose reader has gone, as `--help | true` does."""
+    process = subprocess.Popen(
+        [sys.executable, LESSON_1, "--help"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    stderr = process.stderr.read()
+    return process.wait(timeout=60), stderr
+
+
+def copied_under_a_non_ascii_name(cwd: Path, encoding: str) -> subprocess.CompletedProcess[str]:
+    """Run `--help` of a copy named X_é.py on a terminal that cannot show é."""
+    copy = cwd / "X_é.py"
+    copy.write_text(Path(LESSON_1).read_text(encoding="utf-8"), encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(copy), "--help"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        encoding=encoding,
+        errors="replace",
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+    )
+
+
+def two_runs_at_once(cwd: Path) -> list[int]:
+    """Start seeds 0 and 1 writing the same folder at the same moment; return both statuses."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, LESSON_1, "--seed", seed, "--output-dir", "shared"],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for seed in ("0", "1")
+    ]
+    return [process.wait(timeout=120) for process in processes]
+
+
+@pytest.fixture(scope="module")
+def edges(tmp_path_factory) -> dict:
+    """Every edge run side by side: each is a short run of lesson 1 or only its start-up."""
+    folder = tmp_path_factory.mktemp("edges")
+
+    def place(name: str) -> Path:
+        (folder / name).mkdir()
+        return folder / name
+
+    jobs: dict[str, object] = {
+        "ascii": lambda: copied_under_a_non_ascii_name(place("ascii"), "ascii"),
+        "cp932": lambda: copied_under_a_non_ascii_name(place("cp932"), "cp932"),
+    }
+    if sys.platform != "win32":
+        jobs |= {
+            "sigterm": lambda: pause_and_signal("save", [signal.SIGTERM], place("sigterm")),
+            "sighup": lambda: pause_and_signal("save", [signal.SIGHUP], place("sighup")),
+            "two ctrl-c": lambda: pause_and_signal(
+                "run", [signal.SIGINT, signal.SIGINT], place("twice")
+            ),
+            "closed stdout": lambda: closed_stdout([], place("closed")),
+            "help, closed pipe": lambda: help_into_a_closed_pipe(place("help-pipe")),
+            "at once 1": lambda: two_runs_at_once(place("together-1")),
+            "at once 2": lambda: two_runs_at_once(place("together-2")),
+        }
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            jobs |= {
+                "full disk": lambda: run_with_stdout([], full, place("full")),
+                "help, full disk": lambda: run_with_stdout(["--help"], full, place("help-full")),
+            }
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                futures = {name: pool.submit(job) for name, job in jobs.items()}  # type: ignore[arg-type]
+    else:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            futures = {name: pool.submit(job) for name, job in jobs.items()}  # type: ignore[arg-type]
+    return {"folder": folder, **{name: future.result() for name, future in futures.items()}}
+
+
+@POSIX_SIGNALS
+@pytest.mark.parametrize(("name", "status"), [("sigterm", 143), ("sighup", 129)])
+def test_sigterm_and_sighup_while_saving_leave_nothing_and_one_line(edges, name, status):
+    returncode, stderr, left = edges[name]
+    assert returncode == status
+    assert stderr == "error: terminated\n"
+    assert left == []  # not the draft, not the model
+
+
+@POSIX_SIGNALS
+def test_two_quick_ctrl_c_give_one_line_and_130(edges):
+    returncode, stderr, left = edges["two ctrl-c"]
+    assert returncode == 130 and stderr == "error: interrupted\n"
+    assert not [name for name in left if name.endswith(".tmp")]
+
+
+@POSIX_SIGNALS
+def test_a_closed_stdout_is_one_line_and_status_1_before_any_work(edges):
+    returncode, stderr = edges["closed stdout"]
+    assert (returncode, stderr) == (1, "error: standard output is closed\n")
+    assert not (edges["folder"] / "closed" / "models").exists()
+
+
+@POSIX_SIGNALS
+def test_help_into_a_closed_pipe_is_quiet(edges):
+    returncode, stderr = edges["help, closed pipe"]
+    assert (returncode, stderr) == (141, b"")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("name", ["full disk", "help, full disk"])
+def test_a_full_device_under_stdout_is_one_line_and_status_1(edges, name):
+    assert edges[name] == (1, "error: No space left on device\n")
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp932"])
+def test_a_copy_under_a_non_ascii_name_prints_its_help_on_any_terminal(edges, encoding):
+    result = edges[encoding]
+    assert result.returncode == 0 and result.stderr == ""
+    assert "usage: X_" in result.stdout
+
+
+@POSIX_SIGNALS
+@pytest.mark.parametrize("name", ["at once 1", "at once 2"])
+def test_two_runs_in_one_folder_at_once_both_verify_and_leave_a_verified_model(edges, name):
+    assert edges[name] == [0, 0]
+    folder = edges["folder"] / ("together-" + name[-1]) / "shared"
+    assert [p.name for p in folder.iterdir()] == ["linear_regression.onnx"]
+    onnx.checker.check_model(str(folder / "linear_regression.onnx"), full_check=True)

@@ -204,7 +204,7 @@ def test_optimize_and_quantize_file_declares_the_stated_versions(
     classifier = optimize_and_quantize.train_classifier(x_train, y_train, 0, (8,))
     path = tmp_path / optimize_and_quantize.FLOAT_FILE
     model = optimize_and_quantize.convert(classifier)
-    optimize_and_quantize.write_atomically(model.SerializeToString(), path)
+    onnx.save_model(model, path)
     check_converted(optimize_and_quantize.FLOAT_FILE, onnx.load(path), stated)
 
 
