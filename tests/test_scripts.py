@@ -153,6 +153,14 @@ elif moment == "save":
 elif moment == "run":
     import onnxruntime
     onnxruntime.InferenceSession.run = pause
+elif moment == "exit":  # after main() has returned, as Python begins to shut down
+    real_exit = sys.exit
+
+    def pause_then_exit(status=None):
+        pause()
+        real_exit(status)
+
+    sys.exit = pause_then_exit
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -233,14 +241,18 @@ def pause_and_signal(moment: str, signals: list[int], cwd: Path) -> tuple[int, s
         text=True,
     )
     assert process.stdout is not None
+    before = []
     for line in process.stdout:
+        before.append(line)
         if line.startswith("PAUSED"):
             break
     for number in signals:
         process.send_signal(number)
-    _, stderr = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=60)
+    stdout = "".join(before) + stdout
     out = cwd / "out"
-    return process.returncode, stderr, sorted(p.name for p in out.iterdir()) if out.exists() else []
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    return process.returncode, stderr + ("(Verified)" if "Verified" in stdout else ""), left
 
 
 def run_with_stdout(argv: list[str], stdout: object, cwd: Path) -> tuple[int, str]:
@@ -336,6 +348,7 @@ def edges(tmp_path_factory) -> dict:
             "two ctrl-c": lambda: pause_and_signal(
                 "run", [signal.SIGINT, signal.SIGINT], place("twice")
             ),
+            "at exit": lambda: pause_and_signal("exit", [signal.SIGINT], place("exit")),
             "closed stdout": lambda: closed_stdout([], place("closed")),
             "help, closed pipe": lambda: help_into_a_closed_pipe(place("help-pipe")),
             "at once 1": lambda: two_runs_at_once(place("together-1")),
@@ -369,6 +382,13 @@ def test_two_quick_ctrl_c_give_one_line_and_130(edges):
     returncode, stderr, left = edges["two ctrl-c"]
     assert returncode == 130 and stderr == "error: interrupted\n"
     assert not [name for name in left if name.endswith(".tmp")]
+
+
+@POSIX_SIGNALS
+def test_ctrl_c_after_the_report_while_python_shuts_down_is_one_line_and_130(edges):
+    returncode, stderr, left = edges["at exit"]
+    assert (returncode, stderr) == (130, "error: interrupted\n(Verified)")
+    assert left == ["linear_regression.onnx"]  # verified and published before the Ctrl-C
 
 
 @POSIX_SIGNALS
