@@ -75,3 +75,13 @@ def test_prose_quotes_only_figures_that_its_samples_show(page):
         number = re.match(r"\d+(?:\.\d+)?", figure)
         assert number is not None
         assert number[0] in blocks, f"{page.name}: prose says {figure!r}, no sample shows it"
+
+
+def test_a_difference_beside_its_bound_is_compared_as_being_within_it():
+    # AMD and Intel round float32 sums differently: the digits may change, the claim may not.
+    shown = "batch of 1: largest difference 2.4e-07 <= 6e-07, vs reference 0 <= 1.2e-06\n"
+    assert samples.first_difference(shown, shown.replace("2.4e-07", "0")) is None
+    assert samples.first_difference(shown, shown.replace(" 0 <=", " 3.7e-08 <=")) is None
+    past = samples.first_difference(shown, shown.replace("2.4e-07", "7e-07"))
+    assert past is not None and "past its bound" in past
+    assert samples.first_difference(shown, shown.replace("<= 6e-07", "<= 5e-07")) is not None
