@@ -28,6 +28,11 @@ LESSON_CASES = {
         ["digits_mlp.onnx", "digits_mlp_int8_dynamic.onnx", "digits_mlp_int8_static.onnx"],
     ),
     "tabular_pipeline": ("tabular_pipeline.py", [], ["tabular_pipeline.onnx"]),
+    "control_flow": (
+        "control_flow.py",
+        [],
+        ["control_flow_helper.onnx", "control_flow_text.onnx", "control_flow_onnxscript.onnx"],
+    ),
 }
 
 
