@@ -33,6 +33,22 @@ LESSON_CASES = {
         [],
         ["control_flow_helper.onnx", "control_flow_text.onnx", "control_flow_onnxscript.onnx"],
     ),
+    "model_surgery": (
+        "model_surgery.py",
+        [],
+        [
+            "digits_pipeline_every_tensor.onnx",
+            "digits_pipeline.onnx",
+            "digits_preprocessing.onnx",
+            "digits_images.onnx",
+            "digits_images_batch1.onnx",
+            "digits_images_any_batch.onnx",
+            "image_brightness_opset22.onnx",
+            "digits_pipeline_opset14.onnx",
+            "digits_pipeline_float16.onnx",
+            "digits_pipeline_float16_io32.onnx",
+        ],
+    ),
 }
 
 
