@@ -21,6 +21,11 @@ LESSON_CASES = {
         ["--train", "--layers", "4,8,3"],
         ["neural_network.onnx"],
     ),
+    "large_models": (
+        "large_models.py",
+        [],
+        ["large_models.966b48baadc6b73e.data", "large_models.onnx"],
+    ),
     "sklearn_converter": ("sklearn_converter.py", [], ["sklearn_random_forest.onnx"]),
     "optimize_and_quantize": (
         "optimize_and_quantize.py",

@@ -39,7 +39,8 @@ def test_script_runs_from_another_directory(case_id, lesson_runs):
         # The report names each file as the operating system writes its path (models\name on
         # Windows), in the folder the reader ran it from: models/ by default.
         assert str(Path("models") / name) in result.stdout
-        onnx.checker.check_model(str(out / name), full_check=True)
+        if name.endswith(".onnx"):  # a .data file holds a model's weights, not a model
+            onnx.checker.check_model(str(out / name), full_check=True)
     # Only the models: no temporary file left behind by the atomic writes.
     assert sorted(p.name for p in out.iterdir()) == sorted(written)
 
