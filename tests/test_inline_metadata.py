@@ -28,7 +28,10 @@ SCRIPTS = sorted(path.name for path in ROOT.glob("*.py"))
 
 # The reference regular expression from PEP 723 (packaging.python.org, "Inline script metadata").
 BLOCK = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
-EXACT_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!-]+)$")
+# An exact pin, with an environment marker where a package has no wheel for every platform.
+EXACT_PIN = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!-]+)(?:; (?P<marker>.+))?$"
+)
 
 # A dependency counts when its marker holds on any platform and Python the project supports, so a
 # block written on Linux also covers what Windows or macOS would install.
