@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -87,3 +89,23 @@ def test_onnx_runtime_reports_an_unset_dimension_as_none_and_a_named_one_by_name
     assert not dimension.HasField("dim_param") and not dimension.HasField("dim_value")
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape == [None, "N", 3]
+
+
+def test_the_oldest_onnxruntime_stated_is_the_oldest_the_measured_table_shows():
+    # docs/concepts.md states it; docs/other_runtimes.md holds the table that
+    # tools/oldest_onnxruntime.py printed. The two must agree: the oldest version that loads every
+    # file, with every older version measured loading none.
+    root = Path(__file__).resolve().parent.parent
+    concepts = (root / "docs" / "concepts.md").read_text(encoding="utf-8")
+    stated = re.search(
+        r"The oldest onnxruntime that loads every file the lessons write is \*\*([\d.]+)\*\*",
+        concepts,
+    )
+    assert stated is not None
+    table = (root / "docs" / "other_runtimes.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+\.\d+\.\d+)[^|]* \| (\d+) of (\d+) \|", table, flags=re.M)
+    assert rows, "docs/other_runtimes.md has no measured table"
+    versions = [(tuple(map(int, v.split("."))), int(ok) == int(total)) for v, ok, total in rows]
+    oldest = min(version for version, all_load in versions if all_load)
+    assert ".".join(map(str, oldest)) == stated[1]
+    assert all(not all_load for version, all_load in versions if version < oldest)
