@@ -63,7 +63,7 @@ def lesson_model(digits: Split, tmp_path_factory: pytest.TempPathFactory) -> Pat
     x_train, _, y_train, _ = digits
     classifier = oq.train_classifier(x_train, y_train, seed=0, hidden=(32,))
     path = tmp_path_factory.mktemp("lesson") / oq.FLOAT_FILE
-    oq.write_atomically(oq.convert(classifier).SerializeToString(), path)
+    onnx.save_model(oq.convert(classifier), path)
     return path
 
 
@@ -98,8 +98,8 @@ def test_1_dynamic_quantization_of_a_preprocessed_scaler_pipeline(
     )
     assert "MatMulInteger" in operators(tmp_path / "dynamic.onnx")
     # Fix B, the lesson's: the scaling as a standard Mul, whose output type shape inference knows.
-    oq.quantize_dynamic_int8(oq.preprocess(lesson_model, tmp_path), tmp_path)
-    assert "MatMulInteger" in operators(tmp_path / "dynamic.onnx")
+    fixed = oq.quantize_dynamic_int8(oq.preprocess(lesson_model, tmp_path), tmp_path / "fix.onnx")
+    assert "MatMulInteger" in operators(fixed)
 
 
 def test_1_static_quantization_of_a_preprocessed_scaler_pipeline(
@@ -114,7 +114,8 @@ def test_1_static_quantization_of_a_preprocessed_scaler_pipeline(
             str(preprocessed), str(tmp_path / "static.onnx"), oq.calibration_reader(rows)
         )
     # Fix: the lesson's model, a Mul in front, quantizes cleanly with the same call.
-    path = oq.quantize_static_int8(oq.preprocess(lesson_model, tmp_path), rows, tmp_path, "static")
+    preprocessed = oq.preprocess(lesson_model, tmp_path)
+    path = oq.quantize_static_int8(preprocessed, rows, tmp_path / "static.onnx")
     assert "QuantizeLinear" in operators(path)
 
 
@@ -141,7 +142,7 @@ def test_2_per_channel_static_quantization_of_gemm(
         )
     # Fix: per-tensor weights (per_channel=False, the default, and what ONNX Runtime's docstring
     # recommends for CPU throughput); the int8 checks of the lesson pass with it.
-    path = oq.quantize_static_int8(preprocessed, rows, tmp_path, "per_tensor")
+    path = oq.quantize_static_int8(preprocessed, rows, tmp_path / "per_tensor.onnx")
     assert "DequantizeLinear" in operators(path)
 
 
@@ -217,3 +218,65 @@ def test_calibration_reader_feeds_every_row_once_then_stops() -> None:
     batches = list(iter(reader.get_next, None))
     assert [len(b["X"]) for b in batches] == [64, 64, 2]
     np.testing.assert_array_equal(np.concatenate([b["X"] for b in batches]), rows)
+
+
+# 6. Static int8 calibrated on noise: every real pixel above the noise's range saturates -----------
+
+
+def test_6_calibrating_on_noise_below_the_pixel_range_ruins_the_static_model(
+    lesson_model: Path, digits: Split, tmp_path: Path
+) -> None:
+    x_train, x_test, _, y_test = digits
+    reference = oq.run(oq.load_session(lesson_model), x_test)
+    float_accuracy = oq.fidelity(oq.load_session(lesson_model), x_test, y_test, *reference)[0]
+    preprocessed = oq.preprocess(lesson_model, tmp_path)
+    assert preprocessed.parent == tmp_path and "Gemm" in operators(preprocessed)
+    rng = np.random.default_rng(0)
+    calibrations = {
+        "training rows": oq.calibration_rows(x_train, oq.CALIBRATION_ROWS, seed=0),
+        # The reflex placeholder, np.random.rand: values 0 to 1, while pixels go up to 16.
+        "noise in [0, 1)": rng.random((oq.CALIBRATION_ROWS, 64), dtype=np.float32),
+        "noise in [0, 16]": rng.uniform(0, 16, (oq.CALIBRATION_ROWS, 64)).astype(np.float32),
+    }
+    figures = {}
+    for name, rows in calibrations.items():
+        path = oq.quantize_static_int8(preprocessed, rows, tmp_path / "static.onnx")
+        figures[name] = oq.fidelity(oq.load_session(path), x_test, y_test, *reference)
+    accuracy, agreement, difference, _ = figures["training rows"]
+    oq.check_int8("training rows", accuracy, float_accuracy, agreement)  # what the lesson does
+    noise_accuracy, noise_agreement, noise_difference, _ = figures["noise in [0, 1)"]
+    assert noise_accuracy < 0.9 and noise_agreement < 0.9 and noise_difference > 3 * difference
+    with pytest.raises(AssertionError, match=r"^noise in \[0, 1\): accuracy 0\.\d+, agreement"):
+        oq.check_int8("noise in [0, 1)", noise_accuracy, float_accuracy, noise_agreement)
+    # Noise over the real range is far less harmful here; only real rows are right by design.
+    assert figures["noise in [0, 16]"][1] > noise_agreement
+    # Fix: calibrate on a few hundred representative rows, as the lesson does (above).
+
+
+# 7. A FunctionTransformer that calls Python: skl2onnx refuses the pipeline -----------------------
+
+
+def test_7_skl2onnx_converts_a_function_transformer_only_without_a_function(
+    digits: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skl2onnx import to_onnx
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    monkeypatch.setattr(oq, "MAX_ITERATIONS", 5)  # the weights do not matter here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier = oq.train_classifier(digits[0], digits[2], seed=0, hidden=(8,))
+    x = digits[1][:2]
+    message = (
+        "FunctionTransformer is not supported unless the transform function is None (= identity)."
+    )
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        to_onnx(classifier, x, target_opset=oq.TARGET_OPSET)  # the lesson's pipeline, whole
+    # skl2onnx has a converter for it: func=None, the identity, becomes an Identity node.
+    identity = make_pipeline(FunctionTransformer(), classifier.steps[-1][1])
+    model = to_onnx(identity, x, target_opset=oq.TARGET_OPSET, options={"zipmap": False})
+    assert "Identity" in [node.op_type for node in model.graph.node]
+    # Fix, the lesson's: convert the MLP alone and put the scaling in front as a Mul node.
+    assert oq.convert(classifier).graph.node[0].op_type == "Mul"
