@@ -125,9 +125,9 @@ def lesson(args: argparse.Namespace) -> None:
     edit_given_file(typed, run)  # 4.
     convert_opsets(typed, run)  # 5.
     convert_precision(bare, typed, run)  # 6.
-    print(f"\nVerified: {len(run.written)} files in {run.folder}, each checked and run from disk:")
+    print(f"\nVerified: {len(run.written)} files, each checked and run from disk:")
     for path in run.written:
-        print(f"   {path.name} ({path.stat().st_size} bytes)")
+        print(f"   {path} ({path.stat().st_size} bytes)")
     libraries = f"numpy {np.__version__}, onnx {onnx.__version__}, onnxruntime {ort.__version__}"
     libraries += f", scikit-learn {sklearn.__version__}, skl2onnx {skl2onnx.__version__}"
     print(f"Versions: Python {platform.python_version()}, {libraries}")

@@ -78,7 +78,7 @@ def test_default_run_writes_every_file_and_lists_it(default_run: tuple[Path, str
     folder, printed = default_run
     assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)  # no temporary file left
     for name in FILES:
-        assert f"   {name} (" in printed
+        assert f"   {folder / name} (" in printed
     assert printed.splitlines()[-2].startswith("   ") and "Verified: 10 files" in printed
     assert printed.splitlines()[-1].startswith("Versions: Python")
 
