@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,7 @@ LESSON_CASES = {
             "qdq_int8.json",
         ],
     ),
+    "serve": ("serve.py", [], ["rent.onnx"]),
     "model_surgery": (
         "model_surgery.py",
         [],
@@ -94,33 +97,59 @@ def run_lesson(
     )
 
 
-@pytest.fixture(scope="session")
-def lesson_runs(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, list[tuple[subprocess.CompletedProcess[str], Path]]]:
-    """Run every case twice from an empty folder, as a reader would; return results and folders.
+# The lessons' own runs start in the background as soon as the tests that need them are collected,
+# so that they use one core while the in-process tests use the other; those tests run last.
+_lesson_runs: dict[str, list[tuple[Future[subprocess.CompletedProcess[str]], Path]]] = {}
+_pool: ThreadPoolExecutor | None = None
 
-    The first run prints UTF-8 under PYTHONHASHSEED=0, the second ASCII under PYTHONHASHSEED=1.
-    Several test files check these same runs (the report, the files, the docs' samples), so
-    each lesson starts twice per test session, not once per property checked.
+
+def start_lesson_runs(folder: Path) -> None:
+    """Start every case twice from an empty folder, as a reader would, two runs at a time.
+
+    The first run prints UTF-8 under PYTHONHASHSEED=0, the second ASCII under PYTHONHASHSEED=1
+    (hash seeds 0 and 1 put skl2onnx's opset entries in opposite orders when unsorted). Several
+    test files check these same runs (the report, the files, the docs' samples), so each lesson
+    starts twice per test session, not once per property checked.
     """
-    jobs = []
+    global _pool
+    _pool = ThreadPoolExecutor(max_workers=2)  # each run is mostly one busy core; CI has two
     for case_id, (script, args, _) in LESSON_CASES.items():
-        # Hash seeds 0 and 1 put skl2onnx's opset entries in opposite orders when unsorted.
         for hash_seed, encoding in (("0", "utf-8"), ("1", "ascii")):
-            cwd = tmp_path_factory.mktemp(f"{case_id}-{hash_seed}")
+            cwd = folder / f"{case_id}-{hash_seed}"
+            cwd.mkdir(parents=True)
             environment = {"PYTHONHASHSEED": hash_seed, "PYTHONIOENCODING": encoding}
-            jobs.append((case_id, script, args, cwd, environment))
-    # Two at a time: each run is mostly one busy core, and CI has two.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [
-            (case_id, cwd, pool.submit(run_lesson, script, args, cwd, **environment))
-            for case_id, script, args, cwd, environment in jobs
-        ]
-    runs: dict[str, list[tuple[subprocess.CompletedProcess[str], Path]]] = {}
-    for case_id, cwd, future in futures:
-        runs.setdefault(case_id, []).append((future.result(), cwd / "models"))
-    return runs
+            future = _pool.submit(run_lesson, script, args, cwd, **environment)
+            _lesson_runs.setdefault(case_id, []).append((future, cwd / "models"))
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Start the lessons' runs when a collected test needs them, and run those tests last."""
+    users = [item for item in items if "lesson_runs" in getattr(item, "fixturenames", ())]
+    if users and "MUTANT_UNDER_TEST" not in os.environ:
+        items[:] = [item for item in items if item not in users] + users
+        start_lesson_runs(Path(tempfile.mkdtemp(prefix="lesson-runs-")))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Wait for the background runs (a test run stopped early may leave some) and remove them."""
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        for runs in _lesson_runs.values():
+            for _, models in runs:
+                shutil.rmtree(models.parent.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lesson_runs() -> dict[str, list[tuple[subprocess.CompletedProcess[str], Path]]]:
+    """Every case's two runs (started at collection): results and the folders they wrote."""
+    if not _lesson_runs:  # under mutmut, or a run that collected no user of the fixture
+        pytest.skip("the lessons' runs start only when the tests that need them are collected")
+    return {
+        case_id: [(future.result(), models) for future, models in runs]
+        for case_id, runs in _lesson_runs.items()
+    }
 
 
 _real_popen_init = subprocess.Popen.__init__
