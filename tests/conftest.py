@@ -7,8 +7,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,10 +99,14 @@ def run_lesson(
     )
 
 
-# The lessons' own runs start in the background as soon as the tests that need them are collected,
-# so that they use one core while the in-process tests use the other; those tests run last.
+# The lessons' own runs, and the process tests of tests/test_scripts.py (which registers them in
+# BACKGROUND when it is imported), start in the background as soon as the tests that need them are
+# collected: they use one core while the in-process tests use the other, and those tests run last.
+BACKGROUND: dict[str, Callable[[Path], object]] = {}
 _lesson_runs: dict[str, list[tuple[Future[subprocess.CompletedProcess[str]], Path]]] = {}
-_pool: ThreadPoolExecutor | None = None
+_started: dict[str, Future[object]] = {}
+_pools: list[ThreadPoolExecutor] = []
+_folders: list[Path] = []
 
 
 def start_lesson_runs(folder: Path) -> None:
@@ -111,34 +117,53 @@ def start_lesson_runs(folder: Path) -> None:
     test files check these same runs (the report, the files, the docs' samples), so each lesson
     starts twice per test session, not once per property checked.
     """
-    global _pool
-    _pool = ThreadPoolExecutor(max_workers=2)  # each run is mostly one busy core; CI has two
+    pool = ThreadPoolExecutor(max_workers=2)  # each run is mostly one busy core; CI has two
+    _pools.append(pool)
     for case_id, (script, args, _) in LESSON_CASES.items():
         for hash_seed, encoding in (("0", "utf-8"), ("1", "ascii")):
             cwd = folder / f"{case_id}-{hash_seed}"
             cwd.mkdir(parents=True)
             environment = {"PYTHONHASHSEED": hash_seed, "PYTHONIOENCODING": encoding}
-            future = _pool.submit(run_lesson, script, args, cwd, **environment)
+            future = pool.submit(run_lesson, script, args, cwd, **environment)
             _lesson_runs.setdefault(case_id, []).append((future, cwd / "models"))
 
 
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Start the lessons' runs when a collected test needs them, and run those tests last."""
-    users = [item for item in items if "lesson_runs" in getattr(item, "fixturenames", ())]
-    if users and "MUTANT_UNDER_TEST" not in os.environ:
-        items[:] = [item for item in items if item not in users] + users
-        start_lesson_runs(Path(tempfile.mkdtemp(prefix="lesson-runs-")))
+    """Start the background runs that collected tests need, and run those tests last."""
+    if "MUTANT_UNDER_TEST" in os.environ:  # mutmut cannot follow a new process: nothing to start
+        return
+    used = {name for item in items for name in getattr(item, "fixturenames", ())}
+    wanted = {"lesson_runs", *BACKGROUND} & used
+    if not wanted:
+        return
+    users = [item for item in items if wanted & set(getattr(item, "fixturenames", ()))]
+    items[:] = [item for item in items if item not in users] + users
+    folder = Path(tempfile.mkdtemp(prefix="onnx-by-example-"))
+    _folders.append(folder)
+    if "lesson_runs" in wanted:
+        start_lesson_runs(folder / "lessons")
+    pool = ThreadPoolExecutor(max_workers=1)  # each job runs its own processes side by side
+    _pools.append(pool)
+    for name in sorted(wanted - {"lesson_runs"}):
+        (folder / name).mkdir()
+        _started[name] = pool.submit(BACKGROUND[name], folder / name)
+
+
+def background_result(name: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The result of a background job: started at collection, or computed now."""
+    if name in _started:
+        return _started[name].result()
+    return BACKGROUND[name](tmp_path_factory.mktemp(name))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Wait for the background runs (a test run stopped early may leave some) and remove them."""
-    if _pool is not None:
-        _pool.shutdown(wait=True, cancel_futures=True)
-        for runs in _lesson_runs.values():
-            for _, models in runs:
-                shutil.rmtree(models.parent.parent, ignore_errors=True)
+    """Wait for the background work (a run stopped early may leave some) and remove its files."""
+    for pool in _pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for folder in _folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

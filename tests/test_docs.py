@@ -12,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-import samples  # noqa: E402  (tools/ is not a package; the tool is also run as a script)
-from conftest import LESSON_CASES  # noqa: E402
+import samples
+from conftest import LESSON_CASES
 
 ALL_SAMPLES = [sample for page in samples.PAGES for sample in samples.find_samples(page)]
 # Benchmarks take long and "by hand" runs take minutes and gigabytes: their steady lines are

@@ -504,7 +504,7 @@ def test_output_folder_errors_name_the_folder_and_the_reason(tmp_path: Path) -> 
         lr.prepare_output_dir(blocker)
     if os.name == "posix":
         (tmp_path / "dangling").symlink_to(tmp_path / "missing")
-        with pytest.raises(lr.Failure, match="dangling .a file or a broken link has that name"):
+        with pytest.raises(lr.Failure, match=r"dangling .a file or a broken link has that name"):
             lr.prepare_output_dir(tmp_path / "dangling")
     if not Path("/proc/self").is_dir():
         pytest.skip("needs Linux's /proc, a folder where no file can be created")

@@ -7,21 +7,23 @@ character, and byte-identical files whatever Python's string hashing seed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import onnx
 import pytest
+from conftest import BACKGROUND, ROOT, background_result, run_lesson
 from conftest import LESSON_CASES as CASES
-from conftest import ROOT, run_lesson
 
 SCRIPTS = sorted({script for script, _, _ in CASES.values()})
-# A closed pipe is the plumbing block's to handle (the same in every lesson): three lessons with
-# different first lines stand for all.
+# A closed pipe and a usage error are the plumbing block's to handle (the same in every lesson, and
+# each lesson's own flags are tried in process by its test file): three lessons stand for all.
 PIPE_SCRIPTS = ["linear_regression.py", "neural_network.py", "sklearn_converter.py"]
 POSIX_SIGNALS = pytest.mark.skipif(
     sys.platform == "win32", reason="SIGINT cannot be sent to a child process this way on Windows"
@@ -62,28 +64,35 @@ def test_same_arguments_write_byte_identical_files_whatever_the_hash_seed(case_i
         assert (first_out / name).read_bytes() == (second_out / name).read_bytes(), name
 
 
-@pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory) -> dict:
-    """Run every script with a bad seed, and into a closed pipe.
+def quick_runs_in(folder: Path) -> dict:
+    """Run a few scripts with a bad seed, and into a closed pipe.
 
     These runs stop before any lesson work, so they cost Python's start and the imports; they
     run side by side to keep the suite quick. (`--help` and a file as the output folder are
     checked in each lesson's own test file, in process: the same main(), without the start-up.)
     """
-    commands = {}
-    for script in SCRIPTS:
-        cwd = tmp_path_factory.mktemp(script.removesuffix(".py"))
-        commands[("usage", script)] = (script, ["--seed", str(2**32)], cwd)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {
-            key: pool.submit(lambda command=command: (run_lesson(*command), command[2]))
-            for key, command in commands.items()
-        }
-        if sys.platform != "win32":
-            for script in PIPE_SCRIPTS:
-                cwd = tmp_path_factory.mktemp("pipe-" + script.removesuffix(".py"))
-                futures[("pipe", script)] = pool.submit(run_into_a_closed_pipe, script, cwd)
-    return {key: future.result() for key, future in futures.items()}
+        futures = {}
+        for script in PIPE_SCRIPTS:
+            cwd = folder / script.removesuffix(".py")
+            cwd.mkdir()
+            command = (script, ["--seed", str(2**32)], cwd)
+            futures[("usage", script)] = pool.submit(lambda c=command: (run_lesson(*c), c[2]))
+            if sys.platform != "win32":
+                (folder / f"pipe-{script}").mkdir()
+                futures[("pipe", script)] = pool.submit(
+                    run_into_a_closed_pipe, script, folder / f"pipe-{script}"
+                )
+        return {key: future.result() for key, future in futures.items()}
+
+
+BACKGROUND["quick_runs"] = quick_runs_in
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory) -> dict:
+    """The usage and closed-pipe runs, started in the background at collection (conftest)."""
+    return background_result("quick_runs", tmp_path_factory)
 
 
 def run_into_a_closed_pipe(script: str, cwd: Path) -> tuple[int, bytes]:
@@ -102,7 +111,7 @@ def run_into_a_closed_pipe(script: str, cwd: Path) -> tuple[int, bytes]:
     return process.wait(timeout=120), stderr
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", PIPE_SCRIPTS)
 def test_script_usage_error_is_one_line_and_exit_2(script, quick_runs):
     # One seed past the shared range (the in-process tests try the other bad values).
     result, cwd = quick_runs[("usage", script)]
@@ -112,10 +121,10 @@ def test_script_usage_error_is_one_line_and_exit_2(script, quick_runs):
     assert not (cwd / "models").exists()
 
 
-def test_a_japanese_windows_encoding_works(tmp_path):
+def test_a_japanese_windows_encoding_works(edges):
     # cp932 is what a Japanese Windows machine uses for redirected output; it has no "·", which
-    # linear_regression.py prints first (tests/test_neural_network.py tries its "µ").
-    result = run_lesson("linear_regression.py", [], cwd=tmp_path, PYTHONIOENCODING="cp932")
+    # linear_regression.py prints first.
+    result = edges["cp932 run"]
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and "Verified" in result.stdout
 
@@ -205,26 +214,44 @@ def interrupt_every_script(moment: str, folder: Path, scripts: list[str]) -> dic
     return results
 
 
-# Every script is interrupted while it saves a model (each saves its own way: external data,
-# several files, a quantizer's output). The imports and ONNX Runtime's run are interrupted in two
-# lessons only: what handles Ctrl-C there is the start-up snippet and the plumbing block, the same
-# text in every lesson (tests/test_plumbing.py), and one run per lesson would cost the suite a
-# second per script for nothing new.
+# Ctrl-C while a model is saved, in each lesson that saves its own way: one file, several files, a
+# model and its data file, a quantizer's output, JSON files beside the models, a server's model.
+# (neural_network, tabular_pipeline, control_flow and model_surgery save as linear_regression
+# does, with onnx.save_model into the shared block's publish.) The imports and ONNX Runtime's run
+# are interrupted in two lessons only: what handles Ctrl-C there is the start-up snippet and the
+# plumbing block, the same text in every lesson (tests/test_plumbing.py).
 MOMENTS = {
     "import": ["linear_regression.py", "sklearn_converter.py"],
-    "save": SCRIPTS,
+    "save": [
+        "linear_regression.py",
+        "large_models.py",
+        "sklearn_converter.py",
+        "optimize_and_quantize.py",
+        "other_runtimes.py",
+        "serve.py",
+    ],
     "run": ["linear_regression.py", "neural_network.py"],
 }
 INTERRUPTS = [(script, moment) for moment, scripts in MOMENTS.items() for script in scripts]
 
 
+def interrupted_in(folder: Path) -> dict:
+    """Each script interrupted at its moments: the scripts of one moment run side by side."""
+    results = {}
+    for moment, scripts in MOMENTS.items():
+        (folder / moment).mkdir()
+        results[moment] = interrupt_every_script(moment, folder / moment, scripts)
+    return results
+
+
+if sys.platform != "win32":
+    BACKGROUND["interrupted"] = interrupted_in
+
+
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory) -> dict:
-    """Each script interrupted at its moments: the scripts of one moment run side by side."""
-    return {
-        moment: interrupt_every_script(moment, tmp_path_factory.mktemp(moment), scripts)
-        for moment, scripts in MOMENTS.items()
-    }
+    """The Ctrl-C runs, started in the background at collection (conftest)."""
+    return background_result("interrupted", tmp_path_factory)
 
 
 @POSIX_SIGNALS
@@ -344,18 +371,19 @@ def two_runs_at_once(cwd: Path) -> list[int]:
     return [process.wait(timeout=120) for process in processes]
 
 
-@pytest.fixture(scope="module")
-def edges(tmp_path_factory) -> dict:
+def edges_in(folder: Path) -> dict:
     """Every edge run side by side: each is a short run of lesson 1 or only its start-up."""
-    folder = tmp_path_factory.mktemp("edges")
 
     def place(name: str) -> Path:
         (folder / name).mkdir()
         return folder / name
 
-    jobs: dict[str, object] = {
+    jobs: dict[str, Callable[[], object]] = {
         "ascii": lambda: copied_under_a_non_ascii_name(place("ascii"), "ascii"),
         "cp932": lambda: copied_under_a_non_ascii_name(place("cp932"), "cp932"),
+        "cp932 run": lambda: run_lesson(
+            "linear_regression.py", [], place("cp932-run"), PYTHONIOENCODING="cp932"
+        ),
     }
     if sys.platform != "win32":
         jobs |= {
@@ -370,18 +398,23 @@ def edges(tmp_path_factory) -> dict:
             "at once 1": lambda: two_runs_at_once(place("together-1")),
             "at once 2": lambda: two_runs_at_once(place("together-2")),
         }
-    if Path("/dev/full").exists():
-        with open("/dev/full", "w") as full:
-            jobs |= {
-                "full disk": lambda: run_with_stdout([], full, place("full")),
-                "help, full disk": lambda: run_with_stdout(["--help"], full, place("help-full")),
-            }
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                futures = {name: pool.submit(job) for name, job in jobs.items()}  # type: ignore[arg-type]
-    else:
+    with contextlib.ExitStack() as stack:
+        if Path("/dev/full").exists():
+            full = stack.enter_context(open("/dev/full", "w"))
+            jobs["full disk"] = lambda: run_with_stdout([], full, place("full"))
+            jobs["help, full disk"] = lambda: run_with_stdout(["--help"], full, place("help-full"))
         with ThreadPoolExecutor(max_workers=4) as pool:
-            futures = {name: pool.submit(job) for name, job in jobs.items()}  # type: ignore[arg-type]
-    return {"folder": folder, **{name: future.result() for name, future in futures.items()}}
+            futures = {name: pool.submit(job) for name, job in jobs.items()}
+        return {"folder": folder, **{name: future.result() for name, future in futures.items()}}
+
+
+BACKGROUND["edges"] = edges_in
+
+
+@pytest.fixture(scope="module")
+def edges(tmp_path_factory) -> dict:
+    """The plumbing's edge runs, started in the background at collection (conftest)."""
+    return background_result("edges", tmp_path_factory)
 
 
 @POSIX_SIGNALS
