@@ -22,9 +22,8 @@
 """The same ONNX file in another language and another engine: onnxruntime-web and tract.
 
 ONNX exists so that a model written by one framework runs in another runtime. This lesson writes
-seven small files chosen to show where a file really travels, verifies each in Python's
-onnxruntime, then runs it in JavaScript (onnxruntime-web, WebAssembly, under Node.js) and in tract
-(an independent engine written in Rust), and compares every output with Python's:
+seven small files that show where a file really travels, verifies each in Python's onnxruntime,
+runs it in JavaScript (onnxruntime-web under Node.js) and in tract (an engine written in Rust):
 
     linear        MatMul, Add (hand-built)           standard operators: runs everywhere
     mlp_functions a model-local function DenseRelu   tract refuses it; inline it first
@@ -89,11 +88,6 @@ import onnx
 import onnxruntime as ort
 import skl2onnx
 import sklearn
-
-try:
-    import tract
-except ImportError:  # no wheel for Linux aarch64 or Windows on Arm (requirements.txt): step 4 skips
-    tract = None
 from onnx import TensorProto, helper, inliner, numpy_helper
 from onnx.external_data_helper import set_external_data
 from onnx.reference import ReferenceEvaluator
@@ -104,6 +98,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+try:
+    import tract
+except ImportError:  # no wheel for Linux aarch64 or Windows on Arm (requirements.txt): step 4 skips
+    tract = None
+
 OPSET = 22  # the default domain's opset: onnxruntime 1.21.0 and later load it
 IR_VERSION = 10
 TARGET_OPSET = {"": OPSET, "ai.onnx.ml": 3}  # as in sklearn_converter.py
@@ -111,16 +110,15 @@ LOCAL_DOMAIN = "example.layers"  # the domain of the model-local function
 FEATURES, HIDDEN, CLASSES = 4, 8, 3
 STANDARD_MODELS = ("linear", "mlp_inlined", "mlp_external")  # only standard operators, float
 JS_FOLDER = Path(__file__).resolve().parent / "js"  # run_models.mjs, package.json, the lockfile
-# Two engines sum up to 9 float32 products in their own orders, through 2 layers and a softmax
-# (which halves differences): of the order of 1e-5 at worst (docs/other_runtimes.md).
+# Two engines sum 9 float32 products in their own orders: 1e-5 at worst (docs/other_runtimes.md).
 TOLERANCE = 1e-5
 QDQ_STEP = 1 / 255 + TOLERANCE  # int8 probabilities: one quantization step may round either way
 
 
 def lesson(args: argparse.Namespace) -> None:
     """The table of contents: build, write, run in JavaScript, run in tract, report."""
-    known = onnx.defs.onnx_opset_version()  # the newest opset this onnx package knows
-    print(f"1. Build seven models (opset {OPSET}; onnx {onnx.__version__} knows up to {known})")
+    known = f"onnx {onnx.__version__} knows up to {onnx.defs.onnx_opset_version()}"
+    print(f"1. Build seven models (opset {OPSET}; {known})")
     cases = build_models(np.random.default_rng(args.seed))
     print(f"2. Write each model, verified in onnxruntime {ort.__version__}, and its JSON file")
     for name, case in cases.items():

@@ -8,6 +8,7 @@ closed pipe or stdout, a full disk, SIGTERM) is in tests/test_scripts.py.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import errno
 import io
@@ -247,3 +248,36 @@ def test_a_full_disk_under_stdout_is_one_line(
     monkeypatch.setattr(os, "dup2", lambda *args: setattr(device, "full", False))
     assert lr.main(["--output-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err == "error: No space left on device\n"
+
+
+# --- The lesson-shape budgets (shared/STYLE.md, issue 17) -----------------------------------------
+LIBRARIES = {"onnx", "ort", "onnxruntime", "onnxscript", "skl2onnx", "helper", "numpy_helper"}
+LESSONS = sorted(ROOT.glob("*.py"))
+
+
+def first_library_call(tree: ast.Module) -> int:
+    """The line of the first call into onnx, onnxruntime, skl2onnx or onnxscript."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            root = node.func
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in LIBRARIES | {"to_onnx"}:
+                lines.append(node.lineno)
+    return min(lines)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.name for p in LESSONS])
+def test_each_lesson_meets_the_budgets(lesson: Path) -> None:
+    # Lines are counted without blank ones, as issue 17 measured them: ruff's two blank lines
+    # between top-level functions would otherwise count against the lessons with many steps.
+    text = lesson.read_text(encoding="utf-8")
+    assert len([line for line in text.splitlines() if line.strip()]) <= 600
+    tree = ast.parse(text)
+    assert first_library_call(tree) <= 120
+    (main,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
+    assert main.end_lineno is not None and main.end_lineno - main.lineno + 1 <= 40
+    # The lesson comes first: its table of contents, lesson(), is defined before any step.
+    functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert functions[0] == "lesson", functions[:3]
