@@ -296,7 +296,7 @@ def verify(
         f"3. Saved, loaded the file into ONNX Runtime, ran the {len(x_test)} test rows ({timing})"
     )
     tied = tied_rows(classifier, x_test, y_train)  # k-NN only: see the aside below
-    difference = compare(name, classifier, x_test, labels, probabilities, tied)
+    difference = compare_with_scikit_learn(name, classifier, x_test, labels, probabilities, tied)
     kept = f" on the {int(np.sum(~tied))} rows that are not tied" if tied.any() else ""
     print(
         f"4. Verified{kept}: labels equal predict; largest difference from predict_proba"
@@ -310,7 +310,7 @@ def verify(
     return {"difference": difference, "tied": int(tied.sum()), "accuracies": accuracies}
 
 
-def compare(
+def compare_with_scikit_learn(
     name: str, classifier: Classifier, x: Array, labels: Array, probabilities: Array, tied: Array
 ) -> float:
     """Return the largest probability difference from predict_proba on the rows not tied; raise

@@ -338,7 +338,9 @@ def test_9_knn_tie_for_the_kth_neighbour():
             atol=1e-6,
         )
         with pytest.raises(AssertionError, match=r"^knn: 1 of 45 labels differ from predict$"):
-            sc.compare("knn", classifier, x_test, labels, probabilities, np.zeros(45, dtype=bool))
+            sc.compare_with_scikit_learn(
+                "knn", classifier, x_test, labels, probabilities, np.zeros(45, dtype=bool)
+            )
 
         # The cause: the 5th and 6th nearest training rows are equally far and of different
         # classes, so keeping one or the other changes the vote.
@@ -354,7 +356,10 @@ def test_9_knn_tie_for_the_kth_neighbour():
         # The fix: leave out the rows where such a tie decides, say how many, verify the rest.
         tied = sc.tied_rows(classifier, x_test, y_train)
         assert tied[row] and tied.sum() == 2
-        assert sc.compare("knn", classifier, x_test, labels, probabilities, tied) <= sc.ATOL
+        assert (
+            sc.compare_with_scikit_learn("knn", classifier, x_test, labels, probabilities, tied)
+            <= sc.ATOL
+        )
 
 
 # Security: a pickle runs code when loaded; an .onnx file is data -------------------------------

@@ -114,7 +114,10 @@ def test_every_model_converts_and_agrees_with_scikit_learn(
     np.testing.assert_allclose(
         probabilities[~tied], classifier.predict_proba(x_test)[~tied], rtol=0, atol=sc.ATOL
     )
-    assert sc.compare(name, classifier, x_test, labels, probabilities, tied) <= sc.ATOL
+    assert (
+        sc.compare_with_scikit_learn(name, classifier, x_test, labels, probabilities, tied)
+        <= sc.ATOL
+    )
     assert np.mean(labels == y_test) > 0.8
     # One session serves any batch size: the same row alone gives the same answer.
     one_label, one_row = sc.predict(session, x_test[:1])
@@ -310,7 +313,7 @@ def test_knn_over_81_seeds_every_disagreement_is_on_a_tied_row(
         if differs.any():
             disagreeing_seeds.append(seed)
         assert not (differs & ~tied).any(), f"seed {seed}: a row that is not tied differs"
-        sc.compare("knn", classifier, x_test, labels, probabilities, tied)
+        sc.compare_with_scikit_learn("knn", classifier, x_test, labels, probabilities, tied)
     assert disagreeing_seeds == list(KNN_TIE_SEEDS)
     assert tied_total == 41
 
@@ -320,16 +323,18 @@ def test_knn_disagreement_on_a_row_that_is_not_tied_still_fails(tmp_path: Path) 
     labels, probabilities = sc.predict(session, x_test)
     tied = sc.tied_rows(classifier, x_test, y_train)
     assert tied.sum() == 2
-    sc.compare("knn", classifier, x_test, labels, probabilities, tied)  # passes as it is
+    sc.compare_with_scikit_learn(
+        "knn", classifier, x_test, labels, probabilities, tied
+    )  # passes as it is
     row = int(np.flatnonzero(~tied)[0])
     labels[row] = (labels[row] + 1) % 3
     message = "knn: 1 of 43 labels differ from predict \\(2 tied rows left out\\)"
     with pytest.raises(AssertionError, match=message):
-        sc.compare("knn", classifier, x_test, labels, probabilities, tied)
+        sc.compare_with_scikit_learn("knn", classifier, x_test, labels, probabilities, tied)
     labels[row] = (labels[row] - 1) % 3
     probabilities[row] += 0.01
     with pytest.raises(AssertionError, match="knn: probabilities differ from predict_proba"):
-        sc.compare("knn", classifier, x_test, labels, probabilities, tied)
+        sc.compare_with_scikit_learn("knn", classifier, x_test, labels, probabilities, tied)
 
 
 def test_tied_rows_is_empty_for_other_families(iris: sc.Split, converted: Converted) -> None:
@@ -391,7 +396,9 @@ def test_label_mismatch_is_caught(iris: sc.Split, converted: Converted) -> None:
     labels, probabilities = sc.predict(sc.load_session(path), x_test)
     labels[0] = (labels[0] + 1) % 3
     with pytest.raises(AssertionError, match=r"decision_tree: 1 of 45 labels differ from predict$"):
-        sc.compare("decision_tree", classifier, x_test, labels, probabilities, np.zeros(45, bool))
+        sc.compare_with_scikit_learn(
+            "decision_tree", classifier, x_test, labels, probabilities, np.zeros(45, bool)
+        )
 
 
 def test_compare_names_what_cannot_be_compared(iris: sc.Split, converted: Converted) -> None:
@@ -406,10 +413,17 @@ def test_compare_names_what_cannot_be_compared(iris: sc.Split, converted: Conver
     ]
     for bad_labels, bad_probabilities, tied, message in cases:
         with pytest.raises(AssertionError, match=f"^naive_bayes: {message}"):
-            sc.compare("naive_bayes", classifier, x_test, bad_labels, bad_probabilities, tied)
+            sc.compare_with_scikit_learn(
+                "naive_bayes", classifier, x_test, bad_labels, bad_probabilities, tied
+            )
     one_left = np.ones(rows, bool)  # one row left to compare is enough
     one_left[0] = False
-    assert sc.compare("naive_bayes", classifier, x_test, labels, probabilities, one_left) <= 1e-5
+    assert (
+        sc.compare_with_scikit_learn(
+            "naive_bayes", classifier, x_test, labels, probabilities, one_left
+        )
+        <= 1e-5
+    )
 
 
 def test_probabilities_are_held_to_the_stated_tolerance_exactly(
@@ -421,10 +435,12 @@ def test_probabilities_are_held_to_the_stated_tolerance_exactly(
     expected, labels = classifier.predict_proba(x_test), classifier.predict(x_test)
     no_ties = np.zeros(len(x_test), bool)
     assert sc.ATOL == 1e-5 and sc.RTOL == 0
-    inside = sc.compare("lr", classifier, x_test, labels, expected + 0.9e-5, no_ties)
+    inside = sc.compare_with_scikit_learn(
+        "lr", classifier, x_test, labels, expected + 0.9e-5, no_ties
+    )
     assert inside == pytest.approx(0.9e-5, rel=1e-3)
     with pytest.raises(AssertionError, match="probabilities differ from predict_proba"):
-        sc.compare("lr", classifier, x_test, labels, expected - 1.1e-5, no_ties)
+        sc.compare_with_scikit_learn("lr", classifier, x_test, labels, expected - 1.1e-5, no_ties)
 
 
 # --- The deployment side ------------------------------------------------------------------------
