@@ -85,3 +85,14 @@ def test_a_difference_beside_its_bound_is_compared_as_being_within_it():
     past = samples.first_difference(shown, shown.replace("2.4e-07", "7e-07"))
     assert past is not None and "past its bound" in past
     assert samples.first_difference(shown, shown.replace("<= 6e-07", "<= 5e-07")) is not None
+
+
+TEST_REFERENCE = re.compile(r"tests/(test_\w+\.py)::(test_\w+)")
+
+
+@pytest.mark.parametrize("page", samples.PAGES, ids=[p.name for p in samples.PAGES])
+def test_every_test_the_docs_name_exists(page):
+    # A page that names `tests/FILE::TEST` as the proof of a claim names a test that is there.
+    for file, name in TEST_REFERENCE.findall(page.read_text(encoding="utf-8")):
+        source = (ROOT / "tests" / file).read_text(encoding="utf-8")
+        assert re.search(rf"^def {name}\(", source, flags=re.M), f"{page.name}: {file}::{name}"
