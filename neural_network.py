@@ -463,8 +463,7 @@ def usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-# ==== Command-line plumbing: nothing below is about ONNX. The same block ends every lesson ========
-# (tests/test_plumbing.py keeps it so): flags, statuses, signals, the output folder, publishing.
+# ==== Command-line plumbing, not about ONNX: the same block in every lesson (test_plumbing.py) ====
 
 
 class Failure(Exception):
@@ -492,9 +491,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default="models", help="folder for the files it writes")
     seed = functools.partial(whole_number, low=0, high=2**32 - 1)
     parser.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**32 - 1")
-    # argparse drops a failed write of --help silently; this reports it (closed pipe, full disk).
-    parser.print_help = lambda file=None: sys.stdout.write(parser.format_help())  # type: ignore[method-assign,assignment]
-    # One line that names the problem, not argparse's whole usage block; still status 2.
+    # --help's write may fail (argparse would hide it); a usage error is one line, not the usage.
+    parser.print_help = lambda file=None: print(parser.format_help(), end="", flush=True)  # type: ignore[method-assign]
     parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message} (see --help)\n")  # type: ignore[method-assign]
     args = parser.parse_args(argv)
     name = args.output_dir  # onnx and ONNX Runtime take file names in UTF-8 only
@@ -570,17 +568,15 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # any terminal: what it cannot show becomes an escape
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        try:
-            args = parse_arguments(argv)
-        except SystemExit as exit:  # --help (0) or a usage error (2), printed by argparse
-            sys.stdout.flush()
-            return int(exit.code or 0)
+        args = parse_arguments(argv)
         prepare_output_dir(args.output_dir)
         lesson(args)
         sys.stdout.flush()  # a closed pipe or a full disk surfaces here at the latest
         if STOPPED:  # a signal that a library caught and dropped still stops the run
             raise KeyboardInterrupt
         return 0
+    except SystemExit as exit:  # --help (0) or a usage error (2), printed by argparse
+        return int(exit.code or 0)
     except BaseException as error:
         for s in handlers:  # a second Ctrl-C while the first is reported changes nothing
             signal.signal(s, signal.SIG_IGN)

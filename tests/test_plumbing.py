@@ -25,7 +25,7 @@ import linear_regression as lr
 
 REFERENCE = ROOT / "linear_regression.py"
 OTHERS = sorted(path for path in ROOT.glob("*.py") if path != REFERENCE)
-BANNER = "# ==== Command-line plumbing: nothing below is about ONNX."
+BANNER = "# ==== Command-line plumbing, not about ONNX: the same block in every lesson"
 START_UP = (
     "from __future__ import annotations\n",
     "            signal.signal(getattr(signal, name), stop_at_once)\n",
@@ -54,7 +54,8 @@ def test_every_lesson_ends_with_the_same_plumbing_block(lesson: Path) -> None:
 
 def test_the_plumbing_block_is_short_and_comes_last() -> None:
     block = plumbing_block(REFERENCE)
-    assert len([line for line in block.splitlines() if line.strip()]) <= 120
+    # Issue 17 budgets 110 lines; the fixes of issue 22 take it to 113.
+    assert len([line for line in block.splitlines() if line.strip()]) <= 113
     assert block.endswith('if __name__ == "__main__":\n    sys.exit(main())\n')
 
 
