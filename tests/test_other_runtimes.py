@@ -13,6 +13,7 @@ import copy
 import hashlib
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ import other_runtimes as lesson
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_JS = shutil.which("node") is not None and (ROOT / "js/node_modules/onnxruntime-web").is_dir()
+# .ci/run installs the JavaScript side and sets ONNX_BY_EXAMPLE_NEEDS_NODE when Node.js is there:
+# then a missing install fails the suite instead of skipping the comparison with Python.
+if os.environ.get("ONNX_BY_EXAMPLE_NEEDS_NODE") and not HAVE_JS:
+    raise RuntimeError("Node.js is there but js/node_modules is not: npm ci --prefix js failed?")
 needs_js = pytest.mark.skipif(not HAVE_JS, reason="Node.js or js/node_modules missing (npm ci)")
 
 # Values that JSON cannot hold as they are: each must come back from JavaScript bit for bit.
