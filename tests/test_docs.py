@@ -96,3 +96,7 @@ def test_every_test_the_docs_name_exists(page):
     for file, name in TEST_REFERENCE.findall(page.read_text(encoding="utf-8")):
         source = (ROOT / "tests" / file).read_text(encoding="utf-8")
         assert re.search(rf"^def {name}\(", source, flags=re.M), f"{page.name}: {file}::{name}"
+    # A test named alone (`test_1_float64_input`) is one of the suite's tests.
+    every = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "tests").glob("test_*.py"))
+    for name in re.findall(r"`(test_\w+)`", page.read_text(encoding="utf-8")):
+        assert re.search(rf"^def {name}\(", every, flags=re.M), f"{page.name}: {name}"
