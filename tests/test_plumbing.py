@@ -124,6 +124,23 @@ def test_a_whole_number_is_written_with_the_digits_0_to_9_only(
     assert err.count("\n") == 1 and "argument --seed: expected a whole number (digits 0-9)" in err
 
 
+def test_24_digits_are_read_and_shown_and_25_are_not() -> None:
+    assert lr.whole_number("0" * 23 + "7", 0, 9) == 7
+    with pytest.raises(lr.argparse.ArgumentTypeError, match=r"got 0{24}\.\.\.$"):
+        lr.whole_number("0" * 24 + "7", 0, 9)
+    with pytest.raises(lr.argparse.ArgumentTypeError, match=r"got 'x{24}'$"):
+        lr.whole_number("x" * 24, 0, 9)
+    with pytest.raises(lr.argparse.ArgumentTypeError, match=r"got 'x{24}\.\.\.'$"):
+        lr.whole_number("x" * 25, 0, 9)
+
+
+def test_usage_problem_allows_exactly_the_largest_training_data() -> None:
+    namespace = lr.argparse.Namespace
+    assert lr.usage_problem(namespace(features=10, samples=lr.MAX_VALUES // 10)) is None
+    assert lr.usage_problem(namespace(features=10, samples=lr.MAX_VALUES // 10 + 1)) is not None
+    assert lr.usage_problem(namespace(features=20_000, samples=20_001)) is not None
+
+
 def test_a_huge_number_is_not_echoed_in_full(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -139,7 +156,10 @@ def test_an_output_folder_name_must_be_usable(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert lr.main(["--output-dir", name]) == 2
-    assert "argument --output-dir: expected a folder name in UTF-8" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "linear_regression.py: error: argument --output-dir: expected a folder name in UTF-8 "
+        "(. is this folder) (see --help)\n"
+    )
     assert list(tmp_path.iterdir()) == []  # not even models/ was created
 
 
@@ -186,6 +206,10 @@ def test_two_drafts_of_one_file_never_share_a_name(tmp_path: Path) -> None:
         ),
         (lr.Failure("it broke"), [], 1, "error: it broke\n"),
         (ValueError(), [], 1, "error: ValueError\n"),
+        (ValueError("MAX"), [], 1, "error: ValueError: MAX\n"),
+        (lr.Failure(""), [], 1, "error: failed\n"),
+        (OSError(errno.ENOSPC, "No space", "/x"), [], 1, "error: No space: /x\n"),
+        (lr.Failure("x" * 500), [], 1, "error: " + "x" * 400 + "\n"),
     ],
 )
 def test_report_prints_one_line_and_returns_the_status(
@@ -199,6 +223,17 @@ def test_report_prints_one_line_and_returns_the_status(
     monkeypatch.setattr(lr, "STOPPED", list(stopped))
     assert lr.report(error) == status
     assert capsys.readouterr().err == line
+
+
+def test_a_folder_that_cannot_take_files_is_named_with_the_systems_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(**kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(lr.tempfile, "TemporaryFile", read_only)
+    with pytest.raises(lr.Failure, match=r"folder .* \(Read-only file system\)$"):
+        lr.prepare_output_dir(tmp_path)
 
 
 def test_a_second_signal_while_the_first_is_handled_raises_nothing(
@@ -252,11 +287,81 @@ def test_a_full_disk_under_stdout_is_one_line(
         def fileno(self) -> int:
             return 1
 
-    device = Full()
-    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(device), "utf-8"))
-    monkeypatch.setattr(os, "dup2", lambda *args: setattr(device, "full", False))
-    assert lr.main(["--output-dir", str(tmp_path)]) == 1
-    assert capsys.readouterr().err == "error: No space left on device\n"
+    real_dup2 = os.dup2
+
+    def dup2(source: int, target: int) -> None:  # what os.dup2(os.open(os.devnull), 1) does
+        if target != 1:  # pytest's own capturing of the other descriptors
+            real_dup2(source, target)
+            return
+        if not (isinstance(source, int) and source > 2):
+            raise AssertionError(f"os.dup2({source!r}, {target!r})")
+        device.full = False
+
+    for argv in (["--output-dir", str(tmp_path)], ["--help"]):  # the report, and --help's text
+        device = Full()
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(device), "utf-8"))
+        monkeypatch.setattr(os, "dup2", dup2)
+        assert lr.main(argv) == 1
+        assert capsys.readouterr().err == "error: No space left on device\n"
+        assert not device.full  # stdout was pointed elsewhere, so Python's exit finds it writable
+
+
+def test_the_help_is_the_docstrings_first_line_and_ends_with_one_newline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert lr.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("\n") and not out.endswith("\n\n")
+    assert (lr.__doc__ or "").partition("\n")[0] in out and "The lifecycle" not in out
+    monkeypatch.setattr(lr, "__doc__", None)  # python -OO drops docstrings
+    assert lr.main(["--help"]) == 0
+    assert "options:" in (out := capsys.readouterr().out) and "XX" not in out
+
+
+def test_main_handles_sigint_sigterm_and_sighup_while_the_lesson_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+    names = [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+
+    def record(args: object) -> None:
+        seen.update({name: signal.getsignal(getattr(signal, name)) for name in names})
+
+    monkeypatch.setattr(lr, "lesson", record)
+    assert lr.main(["--output-dir", str(tmp_path)]) == 0
+    assert seen == dict.fromkeys(names, lr.stop)
+
+
+def test_an_output_without_errors_or_with_errors_none_is_left_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Plain:  # a minimal stream: write and flush, no encoding settings at all
+        def __init__(self) -> None:
+            self.text: list[str] = []
+            self.reconfigured: list[object] = []
+
+        def write(self, text: str) -> int:
+            self.text.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    plain = Plain()
+    monkeypatch.setattr(sys, "stdout", plain)
+    monkeypatch.setattr(lr, "lesson", lambda args: print("ran"))
+    assert lr.main(["--output-dir", str(tmp_path)]) == 0 and plain.text[0] == "ran"
+
+    class Settable(Plain):
+        errors = None
+
+        def reconfigure(self, **settings: object) -> None:
+            self.reconfigured.append(settings)
+
+    settable = Settable()
+    monkeypatch.setattr(sys, "stdout", settable)
+    assert lr.main(["--output-dir", str(tmp_path)]) == 0
+    assert settable.reconfigured == [{"errors": "backslashreplace"}]  # not put back to None
 
 
 # --- The lesson-shape budgets (shared/STYLE.md, issue 17) -----------------------------------------
