@@ -710,3 +710,25 @@ def test_an_unexpected_failure_is_one_line_and_exit_1(
     assert lr.main(["--output-dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err == line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unset_dimension_prints_as_a_question_mark(capsys: Capture) -> None:
+    # Lesson 1's own model names its batch dimension; a model with an unset one (as skl2onnx
+    # writes) prints it as ?, beside a named and a fixed one, in both places the lesson prints.
+    x = onnx.helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, "N", 3])
+    assert lr.dims(x.type.tensor_type.shape) == ["?", "N", 3]
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["X"], ["Y"])],
+        "dims",
+        [x],
+        [onnx.helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, "N", 3])],
+    )
+    model = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", lr.OPSET)], ir_version=lr.IR_VERSION
+    )
+    session = lr.ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    lr.show_signature(session)
+    assert capsys.readouterr().out.splitlines() == [
+        "   input  X: tensor(float) ['?', 'N', 3]",
+        "   output Y: tensor(float) ['?', 'N', 3]",
+    ]
