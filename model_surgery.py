@@ -479,17 +479,13 @@ def whole_number(text: str, low: int, high: int) -> int:
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    """Parse the lesson's flags and the shared ones; a usage error is one line and status 2."""
-    parser = argparse.ArgumentParser(
-        prog=Path(__file__).name,
-        description=(__doc__ or "").partition("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    """Parse the lesson's flags and the shared ones; a usage error or a failed --help: one line."""
+    summary, style = (__doc__ or "").partition("\n")[0], argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(Path(__file__).name, None, summary, formatter_class=style)
     add_arguments(parser)
     parser.add_argument("--output-dir", default="models", help="folder for the files it writes")
     seed = functools.partial(whole_number, low=0, high=2**32 - 1)
     parser.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**32 - 1")
-    # --help's write may fail (argparse would hide it); a usage error is one line, not the usage.
     parser.print_help = lambda file=None: print(parser.format_help(), end="", flush=True)  # type: ignore[method-assign]
     parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message} (see --help)\n")  # type: ignore[method-assign]
     args = parser.parse_args(argv)
