@@ -310,6 +310,7 @@ def test_the_help_is_the_docstrings_first_line_and_ends_with_one_newline(
 ) -> None:
     assert lr.main(["--help"]) == 0
     out = capsys.readouterr().out
+    assert out.startswith("usage: linear_regression.py [-h]")  # argparse's own usage line
     assert out.endswith("\n") and not out.endswith("\n\n")
     assert (lr.__doc__ or "").partition("\n")[0] in out and "The lifecycle" not in out
     monkeypatch.setattr(lr, "__doc__", None)  # python -OO drops docstrings
