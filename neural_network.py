@@ -370,7 +370,7 @@ def inline(model: onnx.ModelProto, rows: np.ndarray, expected: np.ndarray) -> on
     print("   " + " ".join(node.op_type for node in inlined.graph.node))
     inlined_probabilities, _ = run_onnxruntime(load_session(inlined.SerializeToString()), rows)
     difference = compare("inlined model vs original", inlined_probabilities, expected)
-    print(f"   largest difference, inlined vs original: {difference:.2g}")
+    print(f"   largest difference, inlined vs original: {difference:.2g} <= {ATOL + RTOL:.2g}")
     return inlined
 
 

@@ -410,7 +410,7 @@ def verify(
         f"   {len(rows)} {name} ({rows[NUMBER_COLUMNS].isna().any(axis=1).sum()} with a missing "
         f"number, {rows[CATEGORY_COLUMNS].isna().any(axis=1).sum()} with a missing category, "
         f"{np.logical_or.reduce(unseen).sum()} with a category never seen in training): labels "
-        f"equal predict, largest probability difference {difference:.2g}"
+        f"equal predict, largest probability difference {difference:.2g} <= {ATOL:g}"
     )
     return probabilities
 

@@ -27,10 +27,12 @@ def test_every_lesson_page_has_a_sample_that_reruns():
     assert {f"{lesson}.md" for lesson in lessons} <= pages
 
 
-@pytest.mark.skipif(
-    sys.platform != "linux" or platform.machine() != "x86_64",
-    reason="the samples were made on Linux x86_64; other BLAS libraries round differently",
-)
+# The samples were made on Linux x86_64. Elsewhere (arm64, macOS, Windows: other BLAS libraries,
+# other roundings, other trained weights) they are compared loosely: every figure blanked, every
+# printed difference still within its printed bound.
+LOOSE = sys.platform != "linux" or platform.machine() != "x86_64"
+
+
 @pytest.mark.parametrize("sample", RERUN, ids=[f"{s.page.name}: {s.command}" for s in RERUN])
 def test_sample_matches_a_fresh_run(sample, lesson_runs):
     # A command that tests/test_scripts.py runs anyway is not run again: its output is reused.
@@ -41,7 +43,7 @@ def test_sample_matches_a_fresh_run(sample, lesson_runs):
         if same
         else samples.run_sample(sample)
     )
-    difference = samples.first_difference(sample.shown, fresh)
+    difference = samples.first_difference(sample.shown, fresh, loose=LOOSE)
     assert difference is None, (
         f"{sample.page.name}: `{sample.command}` prints something else now; "
         f"run `python tools/samples.py` to rewrite the samples. First {difference}"
@@ -75,6 +77,15 @@ def test_prose_quotes_only_figures_that_its_samples_show(page):
         number = re.match(r"\d+(?:\.\d+)?", figure)
         assert number is not None
         assert number[0] in blocks, f"{page.name}: prose says {figure!r}, no sample shows it"
+
+
+def test_a_loose_comparison_blanks_figures_and_still_checks_bounds_and_words():
+    shown = "wrote models/a.onnx (279 bytes), accuracy 0.953; difference 2e-07 <= 6e-07\n"
+    other = shown.replace("279", "281").replace("0.953", "0.947").replace("/", "\\")
+    assert samples.first_difference(shown, other, loose=True) is None
+    assert samples.first_difference(shown, other) is not None
+    assert samples.first_difference(shown, other.replace("accuracy", "loss"), loose=True)
+    assert samples.first_difference(shown, shown.replace("2e-07", "7e-07"), loose=True)
 
 
 def test_a_difference_beside_its_bound_is_compared_as_being_within_it():

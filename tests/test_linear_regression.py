@@ -375,10 +375,6 @@ def steady(report: str) -> str:
     return re.sub(r"Python \S+,", "Python ...,", report)
 
 
-@pytest.mark.skipif(
-    sys.platform != "linux" or platform.machine() != "x86_64",
-    reason="the sample was made on Linux x86_64; other BLAS libraries round differently",
-)
 def test_default_run_prints_the_report_the_docs_show(
     tmp_path: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -386,8 +382,17 @@ def test_default_run_prints_the_report_the_docs_show(
     # the text form, the file size and the default output folder are what the lesson page shows.
     monkeypatch.chdir(tmp_path)
     assert lr.main([]) == 0
-    shown = docs_sample("linear_regression.md", "python linear_regression.py")
-    assert steady(capsys.readouterr().out) == steady(shown)
+    shown, report = (
+        docs_sample("linear_regression.md", "python linear_regression.py"),
+        capsys.readouterr().out,
+    )
+    if sys.platform == "linux" and platform.machine() == "x86_64":  # where the sample was made
+        assert steady(report) == steady(shown)
+    else:  # another BLAS may round the fitted coefficients' last digits: compare the rest
+        sys.path.insert(0, str(ROOT / "tools"))
+        import samples
+
+        assert samples.first_difference(shown, report, loose=True) is None
 
 
 def test_model_file_has_the_opset_and_ir_version_the_docs_state(
